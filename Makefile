@@ -1,0 +1,46 @@
+# ImageLabeller: `make run` serves the API locally, `make test` runs every test.
+# Both set up what they need first (idempotent; nothing is rebuilt that is up to date).
+
+SHELL := /bin/bash
+PORT ?= 8000
+VENV := .venv
+BUILD_VENV := .build-venv
+MODEL := chalicelib/models/efficientnet-lite0.onnx
+PIP_FLAGS := --quiet --disable-pip-version-check
+
+.PHONY: setup model run test lint unit bench clean
+
+setup: $(VENV)/.installed $(MODEL)
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(VENV)/bin/python || "$$(scripts/find-python 3.12)" -m venv $(VENV)
+	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt
+	touch $@
+
+# PyTorch lives only here, in its own Python 3.11 environment, for the ONNX export.
+$(BUILD_VENV)/.installed: requirements-build.txt
+	test -x $(BUILD_VENV)/bin/python || "$$(scripts/find-python 3.11)" -m venv $(BUILD_VENV)
+	$(BUILD_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-build.txt
+	touch $@
+
+model: $(MODEL)
+
+$(MODEL): | $(BUILD_VENV)/.installed
+	$(BUILD_VENV)/bin/python scripts/build_model.py --variant lite0 --out $@
+
+run: setup
+	$(VENV)/bin/chalice local --stage local --port $(PORT) --no-autoreload
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: setup $(BUILD_VENV)/.installed lint
+	$(VENV)/bin/python -m pytest
+
+bench: setup
+	$(VENV)/bin/python scripts/bench.py
+
+clean:
+	rm -rf $(VENV) $(BUILD_VENV) chalicelib/models .pytest_cache .mypy_cache .ruff_cache

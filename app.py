@@ -1,0 +1,70 @@
+"""ImageLabeller's entry points: HTTP routes and the DynamoDB stream handler.
+
+Thin on purpose: parse the request, call the service, shape the answer (chalicelib/api.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chalice import Chalice, Response
+from chalice.app import DynamoDBEvent, Request
+
+from chalicelib import api, config
+from chalicelib.bootstrap import get_service, local_stream_poller
+from chalicelib.local import stream as local_stream
+from chalicelib.stream_events import inserted_image_ids
+
+app = Chalice(app_name="imagelabeller")
+app.api.binary_types.extend(
+    media for media in api.IMAGE_MEDIA_TYPES if media not in app.api.binary_types
+)
+
+STREAM_ARN = config.stream_arn()
+
+
+@app.middleware("http")
+def chalice_errors_as_json(event: Request, get_response: Any) -> Response:
+    return api.reshape_chalice_error(get_response(event))
+
+
+@app.route("/images", methods=["POST"], content_types=["*/*"])
+@api.answers_errors_as_json
+def submit_image() -> Response:
+    request = app.current_request
+    media_type = api.media_type_of(request.headers)
+    api.require_media_type(media_type)
+    if api.is_image_upload(media_type):
+        record = get_service().submit_upload(request.raw_body or b"")
+    else:
+        record = get_service().submit_url(api.url_from_json(request.raw_body))
+    return api.accepted_response(record)
+
+
+@app.route("/images/{image_id}", methods=["GET"])
+@api.answers_errors_as_json
+def get_image(image_id: str) -> dict[str, Any]:
+    return api.record_body(get_service().get(image_id))
+
+
+@app.route("/submit-image", methods=["GET"])
+@api.answers_errors_as_json
+def legacy_submit_image() -> dict[str, str]:
+    url = api.required_query_parameter(app.current_request.query_params, "url")
+    return {"ImageId": get_service().submit_url(url).image_id}
+
+
+@app.route("/get-image-label", methods=["GET"])
+@api.answers_errors_as_json
+def legacy_get_image_label() -> dict[str, str]:
+    image_id = api.required_query_parameter(app.current_request.query_params, "imageId")
+    return {"ImageLabel": get_service().get(image_id).legacy_label}
+
+
+@app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=16, starting_position="TRIM_HORIZON")
+def label_new_images(event: DynamoDBEvent) -> None:
+    get_service().label_images(inserted_image_ids(record.to_dict() for record in event))
+
+
+if config.running_under_chalice_local():
+    local_stream.start_once(lambda: local_stream_poller(label_new_images, STREAM_ARN))

@@ -1,0 +1,1 @@
+"""ImageLabeller: everything but the Chalice entry points (see app.py)."""

@@ -1,0 +1,1 @@
+"""One module per backend of each port; bootstrap.py chooses among them."""

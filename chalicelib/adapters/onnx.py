@@ -1,0 +1,87 @@
+"""Labeller running EfficientNet-Lite in process with onnxruntime.
+
+The session is created on first use and shared by every thread of the process
+(onnxruntime's `run` is thread-safe). A whole batch is one `run` call.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from chalicelib import imaging
+from chalicelib.classes import imagenet_class_names
+from chalicelib.errors import ImageLabellerError, LabellerUnavailable
+from chalicelib.models import LabelOutcome
+from chalicelib.ranking import softmax, top_labels
+
+INPUT_SIZE = 224
+CROP_FRACTION = 224 / 256
+# JPEGs decode at reduced scale while the crop still covers at least INPUT_SIZE pixels.
+DECODE_SHORT_SIDE = round(INPUT_SIZE / CROP_FRACTION)
+MODEL_ID = "efficientnet-lite0/onnx"
+
+
+class OnnxLabeller:
+    def __init__(self, model_path: Path, max_pixels: int, threads: int = 0) -> None:
+        self._model_path = model_path
+        self._max_pixels = max_pixels
+        self._threads = threads or os.cpu_count() or 1
+        self._session: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def model_id(self) -> str:
+        return MODEL_ID
+
+    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
+        outcomes: list[LabelOutcome | None] = [None] * len(images)
+        decoded = []
+        for index, data in enumerate(images):
+            try:
+                decoded.append((index, self._decode(data)))
+            except ImageLabellerError as exc:
+                outcomes[index] = LabelOutcome(error=f"the image could not be decoded: {exc}")
+        if decoded:
+            tensor = imaging.preprocess([image for _, image in decoded], INPUT_SIZE, CROP_FRACTION)
+            probabilities = softmax(self.infer(tensor))
+            names = imagenet_class_names()
+            for (index, _), row in zip(decoded, probabilities):
+                outcomes[index] = LabelOutcome(labels=top_labels(row, names, top_k))
+        return [outcome for outcome in outcomes if outcome is not None]
+
+    def infer(self, tensor: np.ndarray) -> np.ndarray:
+        """Raw logits for a preprocessed NCHW float32 batch."""
+        session = self._loaded_session()
+        try:
+            return session.run(None, {session.get_inputs()[0].name: tensor})[0]  # type: ignore[no-any-return]
+        except Exception as exc:  # onnxruntime raises its own untyped errors
+            raise LabellerUnavailable(f"the model failed to run: {exc}") from exc
+
+    def _decode(self, data: bytes) -> Any:
+        return imaging.decode_rgb(data, self._max_pixels, min_short_side=DECODE_SHORT_SIDE)
+
+    def _loaded_session(self) -> Any:
+        if self._session is None:
+            with self._lock:
+                if self._session is None:
+                    self._session = self._create_session()
+        return self._session
+
+    def _create_session(self) -> Any:
+        import onnxruntime  # imported here so the app starts without paying for it
+
+        if not self._model_path.is_file():
+            raise LabellerUnavailable(
+                f"model file {self._model_path} is missing; build it with `make model`"
+            )
+        options = onnxruntime.SessionOptions()
+        options.intra_op_num_threads = self._threads
+        options.inter_op_num_threads = 1
+        return onnxruntime.InferenceSession(
+            str(self._model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )

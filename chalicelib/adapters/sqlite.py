@@ -1,0 +1,202 @@
+"""LabelTable on one SQLite file (WAL), with the change log that stands in for the
+DynamoDB stream in local mode.
+
+Every write appends to `stream_log` in the same transaction, as DynamoDB writes the
+stream: INSERT for a new record, MODIFY for a change, each with the item before and after.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from chalicelib.errors import DuplicateImageId
+from chalicelib.items import Item, from_item, to_item
+from chalicelib.models import ImageRecord, Label, Status
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS images (
+    id     TEXT PRIMARY KEY,
+    status TEXT NOT NULL,
+    item   TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stream_log (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    event_name TEXT NOT NULL,
+    image_id   TEXT NOT NULL,
+    old_item   TEXT,
+    new_item   TEXT,
+    created_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS stream_checkpoints (
+    consumer TEXT PRIMARY KEY,
+    seq      INTEGER NOT NULL
+);
+"""
+
+
+class SqliteDatabase:
+    """One connection shared by the server's threads, serialised by a lock."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self._lock = threading.Lock()
+        self._connection = sqlite3.connect(
+            path, check_same_thread=False, isolation_level=None, timeout=30
+        )
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        self._connection.executescript(SCHEMA)
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._connection.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._connection
+            except BaseException:
+                self._connection.execute("ROLLBACK")
+                raise
+            self._connection.execute("COMMIT")
+
+    def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._connection.execute(sql, parameters).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._connection.close()
+
+
+class SqliteLabelTable:
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
+
+    def insert(self, record: ImageRecord) -> None:
+        item = to_item(record)
+        with self._db.transaction() as connection:
+            try:
+                connection.execute(
+                    "INSERT INTO images (id, status, item) VALUES (?, ?, ?)",
+                    (record.image_id, record.status.value, json.dumps(item)),
+                )
+            except sqlite3.IntegrityError:
+                raise DuplicateImageId(record.image_id) from None
+            _append_change(connection, "INSERT", record.image_id, None, item)
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        rows = self._db.query("SELECT item FROM images WHERE id = ?", (image_id,))
+        return from_item(json.loads(rows[0][0])) if rows else None
+
+    def complete(
+        self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime
+    ) -> bool:
+        return self._finish(image_id, lambda record: record.classified(labels, model, at))
+
+    def fail(self, image_id: str, error: str, model: str | None, at: datetime) -> bool:
+        return self._finish(image_id, lambda record: record.failed(error, model, at))
+
+    def count_attempt(self, image_id: str) -> int:
+        with self._db.transaction() as connection:
+            old = _current_item(connection, image_id)
+            if old is None:
+                return 0
+            new = dict(old, Attempts=int(old.get("Attempts", 0)) + 1)
+            _write(connection, image_id, old, new)
+            return int(new["Attempts"])
+
+    def _finish(self, image_id: str, change: Callable[[ImageRecord], ImageRecord]) -> bool:
+        with self._db.transaction() as connection:
+            old = _current_item(connection, image_id)
+            if old is None or old["Status"] != Status.NOT_CLASSIFIED.value:
+                return False
+            _write(connection, image_id, old, to_item(change(from_item(old))))
+            return True
+
+
+@dataclass(frozen=True)
+class Change:
+    seq: int
+    event_name: str
+    image_id: str
+    old_item: Item | None
+    new_item: Item | None
+    created_at: float
+
+
+class SqliteChangeLog:
+    """Reads the change log in order and remembers how far each consumer got."""
+
+    def __init__(self, database: SqliteDatabase) -> None:
+        self._db = database
+
+    def read_after(self, seq: int, limit: int) -> list[Change]:
+        rows = self._db.query(
+            "SELECT seq, event_name, image_id, old_item, new_item, created_at"
+            " FROM stream_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (seq, limit),
+        )
+        return [
+            Change(
+                seq=row[0],
+                event_name=row[1],
+                image_id=row[2],
+                old_item=json.loads(row[3]) if row[3] else None,
+                new_item=json.loads(row[4]) if row[4] else None,
+                created_at=row[5],
+            )
+            for row in rows
+        ]
+
+    def checkpoint(self, consumer: str) -> int:
+        rows = self._db.query("SELECT seq FROM stream_checkpoints WHERE consumer = ?", (consumer,))
+        return int(rows[0][0]) if rows else 0
+
+    def save_checkpoint(self, consumer: str, seq: int) -> None:
+        with self._db.transaction() as connection:
+            connection.execute(
+                "INSERT INTO stream_checkpoints (consumer, seq) VALUES (?, ?)"
+                " ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq",
+                (consumer, seq),
+            )
+
+
+def _current_item(connection: sqlite3.Connection, image_id: str) -> Item | None:
+    row = connection.execute("SELECT item FROM images WHERE id = ?", (image_id,)).fetchone()
+    return json.loads(row[0]) if row else None
+
+
+def _write(connection: sqlite3.Connection, image_id: str, old: Item, new: Item) -> None:
+    connection.execute(
+        "UPDATE images SET status = ?, item = ? WHERE id = ?",
+        (new["Status"], json.dumps(new), image_id),
+    )
+    _append_change(connection, "MODIFY", image_id, old, new)
+
+
+def _append_change(
+    connection: sqlite3.Connection,
+    event_name: str,
+    image_id: str,
+    old: Item | None,
+    new: Item | None,
+) -> None:
+    connection.execute(
+        "INSERT INTO stream_log (event_name, image_id, old_item, new_item, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (
+            event_name,
+            image_id,
+            json.dumps(old) if old is not None else None,
+            json.dumps(new) if new is not None else None,
+            time.time(),
+        ),
+    )

@@ -1,0 +1,155 @@
+"""HTTP shapes: request parsing, record bodies, and the one mapping from errors to HTTP."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+from typing import Any, Callable, TypeVar
+
+from chalice import Response
+
+from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
+from chalicelib.models import ImageRecord, Status
+
+log = logging.getLogger(__name__)
+
+STATUS_BY_CODE = {
+    "invalid_request": 400,
+    "url_not_allowed": 400,
+    "not_found": 404,
+    "image_too_large": 413,
+    "not_an_image": 415,
+    "unsupported_image_format": 415,
+    "unsupported_media_type": 415,
+    "fetch_failed": 422,
+}
+# Raw uploads API Gateway must pass through as bytes (it base64-encodes these types).
+IMAGE_MEDIA_TYPES = [
+    "image/jpeg",
+    "image/jpg",
+    "image/png",
+    "image/gif",
+    "image/webp",
+    "image/bmp",
+    "image/x-ms-bmp",
+    "image/tiff",
+    "image/heic",
+    "image/avif",
+    "application/octet-stream",
+]
+# Chalice's own error bodies ({"Code", "Message"}) and the codes we answer them with.
+CHALICE_CODES = {
+    "BadRequestError": "invalid_request",
+    "BadRequest": "invalid_request",
+    "MethodNotAllowedError": "method_not_allowed",
+    "UnsupportedMediaType": "unsupported_media_type",
+    "NotFoundError": "not_found",
+    "InternalServerError": "internal_error",
+}
+
+View = TypeVar("View", bound=Callable[..., Any])
+
+
+def error_body(code: str, message: str) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message}}
+
+
+def error_response(error: ImageLabellerError) -> Response:
+    status = STATUS_BY_CODE.get(error.code, 400)
+    return Response(body=error_body(error.code, error.message), status_code=status)
+
+
+def answers_errors_as_json(view: View) -> View:
+    """Turn domain errors into 4xx JSON, and anything unexpected into a logged 500 JSON."""
+
+    @functools.wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return view(*args, **kwargs)
+        except ImageLabellerError as error:
+            return error_response(error)
+        except Exception:
+            log.exception("unexpected error in %s", view.__name__)
+            return Response(
+                body=error_body("internal_error", "an internal error occurred"), status_code=500
+            )
+
+    return wrapper  # type: ignore[return-value]
+
+
+def reshape_chalice_error(response: Response) -> Response:
+    """Chalice answers some requests itself (405, 415, ...); give those our error shape."""
+    body = response.body
+    if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
+        code = CHALICE_CODES.get(str(body["Code"]), "invalid_request")
+        response.body = error_body(code, str(body["Message"]))
+    return response
+
+
+def media_type_of(headers: Any) -> str:
+    raw = headers.get("content-type") or "application/json"
+    return str(raw).split(";")[0].strip().lower()
+
+
+def is_image_upload(media_type: str) -> bool:
+    return media_type.startswith("image/") or media_type == "application/octet-stream"
+
+
+def url_from_json(raw_body: bytes | None) -> object:
+    """The `url` member of a JSON object body."""
+    if not raw_body:
+        raise InvalidRequest('the body is empty; send {"url": "https://..."} or an image')
+    try:
+        body = json.loads(raw_body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    if "url" not in body:
+        raise InvalidRequest("the JSON body has no `url`")
+    return body["url"]
+
+
+def require_media_type(media_type: str) -> None:
+    if media_type != "application/json" and not is_image_upload(media_type):
+        raise UnsupportedMediaType(
+            f"send application/json with a `url`, or an image body (image/*), not {media_type}"
+        )
+
+
+def required_query_parameter(query: dict[str, str] | None, name: str) -> str:
+    value = (query or {}).get(name)
+    if not value:
+        raise InvalidRequest(f"the query parameter `{name}` is required")
+    return value
+
+
+def record_body(record: ImageRecord) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "image_id": record.image_id,
+        "status": record.status.value,
+        "labels": [{"name": label.name, "score": label.score} for label in record.labels],
+        "model": record.model,
+        "submitted_at": record.submitted_at.isoformat(),
+        "labelled_at": record.labelled_at.isoformat() if record.labelled_at else None,
+        "source_url": record.source_url,
+        "image": {
+            "format": record.image.format,
+            "width": record.image.width,
+            "height": record.image.height,
+            "size_bytes": record.image.size_bytes,
+            "sha256": record.image.sha256,
+        },
+    }
+    if record.status is Status.FAILED:
+        body["error"] = record.error
+    return body
+
+
+def accepted_response(record: ImageRecord) -> Response:
+    return Response(
+        body=record_body(record),
+        status_code=202,
+        headers={"Location": f"/images/{record.image_id}"},
+    )

@@ -1,0 +1,135 @@
+"""Settings, read once from the IMAGELABELLER_* environment variables.
+
+Nothing else in the code reads os.environ. Under `chalice.test.Client` a stage's variables
+are applied per request, so callers read settings lazily (see bootstrap.get_service).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+DEFAULT_MODEL_PATH = PACKAGE_DIR / "models" / "efficientnet-lite0.onnx"
+DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "imagelabeller"
+# Chalice needs some ARN at import time to declare the event source; deployed stages set it.
+PLACEHOLDER_STREAM_ARN = (
+    "arn:aws:dynamodb:us-west-2:123456789012:table/ImageLabels/stream/1970-01-01T00:00:00.000"
+)
+
+BACKENDS = ("local", "aws")
+LABELLERS = ("onnx", "sagemaker")
+
+
+class ConfigError(ValueError):
+    """An IMAGELABELLER_* variable holds a value we cannot use."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_image_bytes: int = 10 * 1024 * 1024
+    max_image_pixels: int = 50_000_000
+    fetch_connect_timeout: float = 3.0
+    fetch_total_timeout: float = 15.0
+    fetch_max_redirects: int = 3
+
+
+@dataclass(frozen=True)
+class Settings:
+    backend: str = "local"
+    labeller: str = "onnx"
+    data_dir: Path = DEFAULT_DATA_DIR
+    model_path: Path = DEFAULT_MODEL_PATH
+    allow_private_urls: bool = False
+    limits: Limits = Limits()
+    top_k: int = 5
+    label_max_attempts: int = 3
+    stream_batch_size: int = 16
+    stream_poll_seconds: float = 0.05
+    onnx_threads: int = 0
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        env = _Reader(os.environ if environ is None else environ)
+        return cls(
+            backend=env.choice("BACKEND", BACKENDS, "local"),
+            labeller=env.choice("LABELLER", LABELLERS, "onnx"),
+            data_dir=Path(env.text("DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser(),
+            model_path=Path(env.text("MODEL_PATH", str(DEFAULT_MODEL_PATH))).expanduser(),
+            allow_private_urls=env.flag("ALLOW_PRIVATE_URLS", False),
+            limits=Limits(
+                max_image_bytes=env.integer("MAX_IMAGE_BYTES", Limits.max_image_bytes),
+                max_image_pixels=env.integer("MAX_IMAGE_PIXELS", Limits.max_image_pixels),
+                fetch_connect_timeout=env.number(
+                    "FETCH_CONNECT_TIMEOUT", Limits.fetch_connect_timeout
+                ),
+                fetch_total_timeout=env.number("FETCH_TOTAL_TIMEOUT", Limits.fetch_total_timeout),
+                fetch_max_redirects=env.integer(
+                    "FETCH_MAX_REDIRECTS", Limits.fetch_max_redirects, minimum=0
+                ),
+            ),
+            top_k=env.integer("TOP_K", 5),
+            label_max_attempts=env.integer("LABEL_MAX_ATTEMPTS", 3),
+            stream_batch_size=env.integer("STREAM_BATCH_SIZE", 16),
+            stream_poll_seconds=env.number("STREAM_POLL_SECONDS", 0.05),
+            onnx_threads=env.integer("ONNX_THREADS", 0, minimum=0),
+        )
+
+
+def stream_arn(environ: Mapping[str, str] | None = None) -> str:
+    """The DynamoDB stream the label handler subscribes to (read at import by app.py)."""
+    env = os.environ if environ is None else environ
+    return env.get("IMAGELABELLER_STREAM_ARN") or PLACEHOLDER_STREAM_ARN
+
+
+def running_under_chalice_local(argv: list[str] | None = None) -> bool:
+    """True in the process that serves `chalice local` (not `chalice package`, not tests)."""
+    args = sys.argv if argv is None else argv
+    return bool(os.environ.get("AWS_CHALICE_CLI_MODE")) and "local" in args[1:]
+
+
+class _Reader:
+    PREFIX = "IMAGELABELLER_"
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def text(self, name: str, default: str) -> str:
+        value = self._environ.get(self.PREFIX + name, "").strip()
+        return value or default
+
+    def choice(self, name: str, allowed: tuple[str, ...], default: str) -> str:
+        value = self.text(name, default).lower()
+        if value not in allowed:
+            raise ConfigError(f"{self.PREFIX}{name}={value!r}: expected one of {allowed}")
+        return value
+
+    def flag(self, name: str, default: bool) -> bool:
+        value = self.text(name, "true" if default else "false").lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{self.PREFIX}{name}={value!r}: expected true or false")
+
+    def integer(self, name: str, default: int, minimum: int = 1) -> int:
+        value = self._number(name, default, int)
+        if value < minimum:
+            raise ConfigError(f"{self.PREFIX}{name}={value}: must be at least {minimum}")
+        return int(value)
+
+    def number(self, name: str, default: float) -> float:
+        value = self._number(name, default, float)
+        if value <= 0:
+            raise ConfigError(f"{self.PREFIX}{name}={value}: must be positive")
+        return float(value)
+
+    def _number(self, name: str, default: float, kind: type) -> float:
+        raw = self.text(name, str(default))
+        try:
+            return kind(raw)  # type: ignore[no-any-return]
+        except ValueError:
+            raise ConfigError(f"{self.PREFIX}{name}={raw!r}: expected a number") from None

@@ -1,0 +1,57 @@
+"""Domain errors. Each public one carries a stable code; chalicelib/api.py maps codes to HTTP."""
+
+from __future__ import annotations
+
+
+class ImageLabellerError(Exception):
+    """An error the caller caused; its code and message are safe to show them."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidRequest(ImageLabellerError):
+    code = "invalid_request"
+
+
+class UnsupportedMediaType(ImageLabellerError):
+    code = "unsupported_media_type"
+
+
+class UrlNotAllowed(ImageLabellerError):
+    code = "url_not_allowed"
+
+
+class FetchFailed(ImageLabellerError):
+    code = "fetch_failed"
+
+
+class NotAnImage(ImageLabellerError):
+    code = "not_an_image"
+
+
+class UnsupportedImageFormat(ImageLabellerError):
+    code = "unsupported_image_format"
+
+
+class ImageTooLarge(ImageLabellerError):
+    code = "image_too_large"
+
+
+class ImageNotFound(ImageLabellerError):
+    code = "not_found"
+
+
+class LabellerUnavailable(Exception):
+    """The model as a whole could not answer (missing file, endpoint down): retry later."""
+
+
+class StoredImageMissing(Exception):
+    """A record points at an image the store does not have."""
+
+
+class DuplicateImageId(Exception):
+    """A record with this id exists already (ids are random: this is a bug, not input)."""

@@ -1,0 +1,212 @@
+"""Guarded URL download: the server fetches strangers' URLs, so it must not become a proxy
+into its own network, hang on a slow server, or swallow an unbounded body.
+
+Rules (DESIGN.md, "Fetching a URL safely"): http/https only; resolve the host once, refuse
+non-public addresses, and connect to the address that was checked (no second lookup a
+DNS-rebinding attacker could answer differently); every redirect is checked again; connect
+and total time limits; a byte limit enforced while reading.
+
+Address rules use the standard library's `ipaddress` tables plus the cases it leaves to
+the caller (IPv4 inside IPv6, multicast); urllib3 gives us control over the connection.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+import time
+from dataclasses import dataclass
+from typing import Callable
+from urllib.parse import urljoin
+
+import urllib3
+from urllib3.exceptions import HTTPError, LocationParseError
+from urllib3.util import Url, parse_url
+
+from chalicelib.config import Limits
+from chalicelib.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], list[str]]
+
+ALLOWED_SCHEMES = ("http", "https")
+USER_AGENT = "ImageLabeller/1.0 (+image labelling service)"
+READ_CHUNK = 64 * 1024
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+
+
+def resolve_host(host: str, port: int) -> list[str]:
+    """Every address `host` resolves to (literal IPs in any spelling included)."""
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise FetchFailed(f"cannot resolve host {host!r}: {exc}") from None
+    return list(dict.fromkeys(str(info[4][0]) for info in infos))
+
+
+def is_public_address(address: IPAddress) -> bool:
+    """True only for globally routable unicast addresses."""
+    if isinstance(address, ipaddress.IPv6Address):
+        embedded = _embedded_ipv4(address)
+        if embedded is not None:
+            return is_public_address(embedded)
+    return address.is_global and not (
+        address.is_multicast
+        or address.is_private
+        or address.is_loopback
+        or address.is_link_local
+        or address.is_reserved
+        or address.is_unspecified
+    )
+
+
+def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
+    if address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    if address.sixtofour is not None:
+        return address.sixtofour
+    if address.teredo is not None:
+        return address.teredo[1]
+    if int(address) >> 32 == 0 and int(address) > 1:  # IPv4-compatible ::a.b.c.d
+        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
+    return None
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: Url
+    host: str
+    port: int
+    address: str
+
+
+class GuardedFetcher:
+    """Fetcher port: downloads one URL under the rules above."""
+
+    def __init__(
+        self,
+        limits: Limits,
+        allow_private: bool = False,
+        resolver: Resolver = resolve_host,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._limits = limits
+        self._allow_private = allow_private
+        self._resolve = resolver
+        self._clock = clock
+
+    def fetch(self, url: str) -> bytes:
+        deadline = self._clock() + self._limits.fetch_total_timeout
+        current = url
+        for _hop in range(self._limits.fetch_max_redirects + 1):
+            target = self._checked_target(current)
+            response = self._request(target, deadline)
+            try:
+                location = self._redirect_location(response)
+                if location is None:
+                    return self._read_body(response, deadline)
+            finally:
+                response.release_conn()
+            current = urljoin(current, location)
+        raise FetchFailed(f"more than {self._limits.fetch_max_redirects} redirects")
+
+    def _checked_target(self, url: str) -> _Target:
+        try:
+            parsed = parse_url(url.strip())
+        except LocationParseError:
+            raise UrlNotAllowed("the URL cannot be parsed") from None
+        scheme = (parsed.scheme or "").lower()
+        if scheme not in ALLOWED_SCHEMES:
+            raise UrlNotAllowed(f"only http and https URLs are fetched, not {scheme or 'none'!r}")
+        host = (parsed.host or "").strip("[]")
+        if not host:
+            raise UrlNotAllowed("the URL has no host")
+        port = parsed.port or (443 if scheme == "https" else 80)
+        addresses = self._resolve(host, port)
+        if not addresses:
+            raise FetchFailed(f"host {host!r} has no address")
+        if not self._allow_private:
+            for address in addresses:
+                if not is_public_address(ipaddress.ip_address(address.split("%")[0])):
+                    raise UrlNotAllowed(f"{host!r} resolves to a non-public address ({address})")
+        return _Target(url=parsed, host=host, port=port, address=addresses[0])
+
+    def _request(self, target: _Target, deadline: float) -> urllib3.BaseHTTPResponse:
+        remaining = deadline - self._clock()
+        if remaining <= 0:
+            raise FetchFailed("the download took too long")
+        timeout = urllib3.Timeout(
+            connect=min(self._limits.fetch_connect_timeout, remaining), read=remaining
+        )
+        pool = _pool_for(target, timeout)
+        headers = {
+            "Host": _host_header(target),
+            "User-Agent": USER_AGENT,
+            "Accept": "image/*",
+            "Accept-Encoding": "identity",
+        }
+        try:
+            return pool.urlopen(
+                "GET",
+                target.url.request_uri,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                preload_content=False,
+                decode_content=False,
+            )
+        except HTTPError as exc:
+            raise FetchFailed(f"could not download the URL: {_reason(exc)}") from None
+
+    @staticmethod
+    def _redirect_location(response: urllib3.BaseHTTPResponse) -> str | None:
+        if response.status in REDIRECT_STATUSES:
+            location = response.headers.get("Location")
+            if not location:
+                raise FetchFailed(f"the server answered {response.status} without a Location")
+            return str(location)
+        if response.status != 200:
+            raise FetchFailed(f"the server answered HTTP {response.status}")
+        return None
+
+    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+        limit = self._limits.max_image_bytes
+        declared = response.headers.get("Content-Length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise ImageTooLarge(f"the image is {declared} bytes; the limit is {limit}")
+        body = bytearray()
+        try:
+            while chunk := response.read1(READ_CHUNK):
+                body += chunk
+                if len(body) > limit:
+                    raise ImageTooLarge(f"the image is over the limit of {limit} bytes")
+                if self._clock() > deadline:
+                    raise FetchFailed("the download took too long")
+        except HTTPError as exc:
+            raise FetchFailed(f"the download broke off: {_reason(exc)}") from None
+        return bytes(body)
+
+
+def _pool_for(target: _Target, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
+    if target.url.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            target.address,
+            target.port,
+            timeout=timeout,
+            maxsize=1,
+            cert_reqs="CERT_REQUIRED",
+            server_hostname=target.host,
+            assert_hostname=target.host,
+        )
+    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, maxsize=1)
+
+
+def _host_header(target: _Target) -> str:
+    default_port = 443 if target.url.scheme == "https" else 80
+    host = f"[{target.host}]" if ":" in target.host else target.host
+    return host if target.port == default_port else f"{host}:{target.port}"
+
+
+def _reason(exc: Exception) -> str:
+    reason = getattr(exc, "reason", None)
+    return str(reason or exc)

@@ -1,0 +1,140 @@
+"""Sniffing, safe decoding and model preprocessing of image bytes (Pillow + numpy)."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from typing import Sequence
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from chalicelib.errors import ImageTooLarge, NotAnImage, UnsupportedImageFormat
+from chalicelib.models import ImageInfo
+
+ACCEPTED_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "BMP", "TIFF")
+MEDIA_TYPES = {
+    "JPEG": "image/jpeg",
+    "PNG": "image/png",
+    "GIF": "image/gif",
+    "WEBP": "image/webp",
+    "BMP": "image/bmp",
+    "TIFF": "image/tiff",
+}
+# We enforce our own pixel limit before decoding; Pillow's global one would raise its own
+# error type at a different threshold.
+Image.MAX_IMAGE_PIXELS = None
+
+_SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+
+
+def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
+    """Check that `data` is a whole image we accept, cheaply, and describe it.
+
+    Decodes at reduced size where the format allows (JPEG draft mode), which still reads
+    every byte, so a truncated file is refused here rather than at labelling time.
+    """
+    with _open_accepted(data, max_pixels) as image:
+        info = ImageInfo(
+            format=str(image.format),
+            width=image.width,
+            height=image.height,
+            size_bytes=len(data),
+            sha256=hashlib.sha256(data).hexdigest(),
+        )
+        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
+        _load(image)
+    return info
+
+
+def decode_rgb(data: bytes, max_pixels: int, min_short_side: int = 0) -> Image.Image:
+    """The image's first frame, upright (EXIF orientation applied), as 8-bit RGB.
+
+    `min_short_side` lets JPEG decode at reduced scale (1/2, 1/4, 1/8) when the result is
+    still at least that large on its short side, which is most of the decoding cost saved.
+    """
+    with _open_accepted(data, max_pixels) as image:
+        if min_short_side and image.format == "JPEG":
+            scale = min_short_side / min(image.width, image.height)
+            image.draft("RGB", (round(image.width * scale), round(image.height * scale)))
+        _load(image)
+        upright = ImageOps.exif_transpose(image)
+        return to_rgb(upright)
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Any Pillow mode as 8-bit RGB: 16-bit scaled down, alpha dropped, palettes expanded."""
+    if image.mode == "RGB":
+        return image
+    if image.mode in _SIXTEEN_BIT_MODES:
+        pixels = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode != "I" else max(float(pixels.max()), 1.0)
+        scaled = np.clip(pixels * (255.0 / top), 0, 255).astype(np.uint8)
+        return Image.fromarray(scaled, mode="L").convert("RGB")
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    return image.convert("RGB")
+
+
+def center_crop_box(width: int, height: int, crop_fraction: float) -> tuple[float, ...]:
+    """The centred square covering `crop_fraction` of the short side."""
+    side = min(width, height) * crop_fraction
+    left = (width - side) / 2
+    top = (height - side) / 2
+    return (left, top, left + side, top + side)
+
+
+def preprocess(images: Sequence[Image.Image], size: int, crop_fraction: float) -> np.ndarray:
+    """EfficientNet-Lite input: centre crop, bicubic resize, (x - 127) / 128, NCHW float32."""
+    batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
+    for index, image in enumerate(images):
+        box = center_crop_box(image.width, image.height, crop_fraction)
+        batch[index] = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, box=box))
+    tensor = (batch.astype(np.float32) - 127.0) / 128.0
+    return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
+
+
+def media_type(format_name: str) -> str:
+    return MEDIA_TYPES.get(format_name, "application/octet-stream")
+
+
+def _open_accepted(data: bytes, max_pixels: int) -> Image.Image:
+    if not data:
+        raise NotAnImage("the body is empty")
+    try:
+        image = Image.open(io.BytesIO(data), formats=ACCEPTED_FORMATS)
+    except UnidentifiedImageError:
+        raise _unaccepted(data) from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise NotAnImage(f"the image header could not be read: {exc}") from None
+    pixels = image.width * image.height
+    if pixels > max_pixels:
+        image.close()
+        raise ImageTooLarge(
+            f"the image is {image.width}x{image.height} = {pixels} pixels; "
+            f"the limit is {max_pixels}"
+        )
+    if pixels == 0:
+        image.close()
+        raise NotAnImage("the image has no pixels")
+    return image
+
+
+def _unaccepted(data: bytes) -> Exception:
+    """Tell an image format we do not accept apart from bytes that are no image at all."""
+    accepted = ", ".join(ACCEPTED_FORMATS)
+    try:
+        with Image.open(io.BytesIO(data)) as other:
+            found = other.format
+    except Exception:  # any failure here means Pillow knows no such image
+        return NotAnImage(f"the body is not an image (accepted formats: {accepted})")
+    return UnsupportedImageFormat(f"{found} images are not accepted (accepted: {accepted})")
+
+
+def _load(image: Image.Image) -> None:
+    try:
+        image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise NotAnImage(f"the image data is damaged or truncated: {exc}") from None
+    except Image.DecompressionBombError as exc:
+        raise ImageTooLarge(str(exc)) from None

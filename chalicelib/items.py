@@ -1,0 +1,80 @@
+"""ImageRecord <-> the stored item (the `ImageLabels` table's attribute names).
+
+One shape for every table backend: DynamoDB stores it as is, SQLite as JSON, and the local
+stream emulation puts it in its records' `NewImage`. `Label` keeps the original's top-5
+string so the legacy GetImageLabel contract reads one attribute.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Mapping
+
+from chalicelib.models import ImageInfo, ImageRecord, Label, Status
+
+Item = dict[str, Any]
+
+
+def to_item(record: ImageRecord) -> Item:
+    item: Item = {
+        "Id": record.image_id,
+        "Status": record.status.value,
+        "Label": record.legacy_label,
+        "SubmittedAt": record.submitted_at.isoformat(),
+        "Attempts": record.attempts,
+        "Image": {
+            "Format": record.image.format,
+            "Width": record.image.width,
+            "Height": record.image.height,
+            "SizeBytes": record.image.size_bytes,
+            "Sha256": record.image.sha256,
+        },
+    }
+    optional: dict[str, Any] = {
+        "SourceUrl": record.source_url,
+        "Model": record.model,
+        "Error": record.error,
+        "LabelledAt": record.labelled_at.isoformat() if record.labelled_at else None,
+    }
+    item.update({key: value for key, value in optional.items() if value is not None})
+    if record.labels:
+        item["Labels"] = [{"Name": label.name, "Score": label.score} for label in record.labels]
+    return item
+
+
+def from_item(item: Mapping[str, Any]) -> ImageRecord:
+    image = item["Image"]
+    labelled_at = item.get("LabelledAt")
+    return ImageRecord(
+        image_id=item["Id"],
+        status=Status(item["Status"]),
+        image=ImageInfo(
+            format=image["Format"],
+            width=int(image["Width"]),
+            height=int(image["Height"]),
+            size_bytes=int(image["SizeBytes"]),
+            sha256=image["Sha256"],
+        ),
+        submitted_at=datetime.fromisoformat(item["SubmittedAt"]),
+        source_url=item.get("SourceUrl"),
+        labels=tuple(
+            Label(name=label["Name"], score=float(label["Score"]))
+            for label in item.get("Labels", [])
+        ),
+        model=item.get("Model"),
+        error=item.get("Error"),
+        labelled_at=datetime.fromisoformat(labelled_at) if labelled_at else None,
+        attempts=int(item.get("Attempts", 0)),
+    )
+
+
+def with_decimals(value: Any) -> Any:
+    """The item with floats as Decimal, as boto3's DynamoDB serializer requires."""
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, dict):
+        return {key: with_decimals(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [with_decimals(inner) for inner in value]
+    return value

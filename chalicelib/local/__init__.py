@@ -1,0 +1,1 @@
+"""Local mode only: what `chalice local` lacks (it runs no event sources)."""

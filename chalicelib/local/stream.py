@@ -1,0 +1,127 @@
+"""The DynamoDB stream, emulated for `chalice local`.
+
+A daemon thread reads the SQLite change log in order, turns each change into a
+DynamoDB-stream-shaped record and calls the very same handler Lambda would call, in
+batches. Its checkpoint moves only after the handler returns, so a batch interrupted by a
+crash or a stop is delivered again on the next start (the handler is idempotent). A batch
+whose handler raises is retried with backoff, as Lambda retries a shard.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol
+
+from chalicelib.adapters.sqlite import Change
+from chalicelib.stream_events import build_stream_record
+
+log = logging.getLogger(__name__)
+
+LOCAL_REGION = "local"
+CONSUMER = "label-handler"
+MAX_BACKOFF_SECONDS = 10.0
+
+StreamHandler = Callable[[dict[str, Any], Any], Any]
+
+
+class ChangeLog(Protocol):
+    def read_after(self, seq: int, limit: int) -> list[Change]: ...
+
+    def checkpoint(self, consumer: str) -> int: ...
+
+    def save_checkpoint(self, consumer: str, seq: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class LocalLambdaContext:
+    """The few LambdaContext attributes a handler might read."""
+
+    function_name: str = "imagelabeller-local-stream"
+    aws_request_id: str = "local"
+    memory_limit_in_mb: int = 0
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 900_000
+
+
+class LocalStreamPoller:
+    def __init__(
+        self,
+        change_log: ChangeLog,
+        handler: StreamHandler,
+        stream_arn: str,
+        batch_size: int,
+        poll_seconds: float,
+    ) -> None:
+        self._log = change_log
+        self._handler = handler
+        self._stream_arn = stream_arn
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="local-stream", daemon=True)
+        self._thread.start()
+        log.info("local stream emulation started (batch size %d)", self._batch_size)
+
+    def stop(self, timeout: float = 10.0) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def deliver_pending(self) -> int:
+        """Deliver one batch if there is one; returns how many records it held."""
+        position = self._log.checkpoint(CONSUMER)
+        changes = self._log.read_after(position, self._batch_size)
+        if not changes:
+            return 0
+        event = {"Records": [self._record(change) for change in changes]}
+        self._handler(event, LocalLambdaContext())
+        self._log.save_checkpoint(CONSUMER, changes[-1].seq)
+        return len(changes)
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._stop.is_set():
+            try:
+                delivered = self.deliver_pending()
+                failures = 0
+            except Exception:
+                failures += 1
+                delay = min(MAX_BACKOFF_SECONDS, 0.25 * 2**failures)
+                log.exception("stream batch failed (try %d); retrying in %.1f s", failures, delay)
+                self._stop.wait(delay)
+                continue
+            if delivered < self._batch_size:
+                self._stop.wait(self._poll_seconds)
+
+    def _record(self, change: Change) -> dict[str, Any]:
+        return build_stream_record(
+            sequence_number=change.seq,
+            event_name=change.event_name,
+            image_id=change.image_id,
+            old_item=change.old_item,
+            new_item=change.new_item,
+            created_at=change.created_at,
+            stream_arn=self._stream_arn,
+            region=LOCAL_REGION,
+        )
+
+
+_running: LocalStreamPoller | None = None
+_start_lock = threading.Lock()
+
+
+def start_once(factory: Callable[[], LocalStreamPoller]) -> LocalStreamPoller:
+    """Start the process's one poller (app.py may be imported more than once)."""
+    global _running
+    with _start_lock:
+        if _running is None:
+            _running = factory()
+            _running.start()
+        return _running
+

@@ -1,0 +1,64 @@
+"""The interfaces the service talks to. Each has one adapter per backend in adapters/."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Protocol, Sequence
+
+from chalicelib.models import ImageRecord, Label, LabelOutcome
+
+
+class ImageStore(Protocol):
+    """Image bytes by image id (S3 bucket | folder)."""
+
+    def put(self, image_id: str, data: bytes, content_type: str) -> None: ...
+
+    def get(self, image_id: str) -> bytes:
+        """The stored bytes; raises StoredImageMissing if there are none."""
+        ...
+
+    def delete(self, image_id: str) -> None:
+        """Remove the image; removing a missing one is not an error."""
+        ...
+
+
+class LabelTable(Protocol):
+    """Image records by id (DynamoDB `ImageLabels` | SQLite)."""
+
+    def insert(self, record: ImageRecord) -> None:
+        """Add a new record; this is what puts it on the stream."""
+        ...
+
+    def get(self, image_id: str) -> ImageRecord | None: ...
+
+    def complete(
+        self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime
+    ) -> bool:
+        """Mark CLASSIFIED if still NOT_CLASSIFIED; False (and no change) otherwise."""
+        ...
+
+    def fail(self, image_id: str, error: str, model: str | None, at: datetime) -> bool:
+        """Mark FAILED if still NOT_CLASSIFIED; False (and no change) otherwise."""
+        ...
+
+    def count_attempt(self, image_id: str) -> int:
+        """Add one to the record's labelling attempts and return the new count."""
+        ...
+
+
+class Labeller(Protocol):
+    """An image classifier (ONNX in process | SageMaker endpoint)."""
+
+    @property
+    def model_id(self) -> str: ...
+
+    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
+        """One outcome per image, in order. Raises LabellerUnavailable if the model
+        itself cannot answer; an image it cannot read is an outcome with an error."""
+        ...
+
+
+class Fetcher(Protocol):
+    """Downloads an image URL under the fetch rules (fetch.py)."""
+
+    def fetch(self, url: str) -> bytes: ...

@@ -1,0 +1,182 @@
+"""The use cases: submit an image, read its record, label a batch from the stream.
+
+Talks only to the ports; bootstrap.py hands in the adapters.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Callable, Sequence
+
+from chalicelib import imaging
+from chalicelib.config import Limits
+from chalicelib.errors import (
+    ImageNotFound,
+    ImageTooLarge,
+    InvalidRequest,
+    LabellerUnavailable,
+    StoredImageMissing,
+)
+from chalicelib.models import ImageRecord, LabelOutcome, Status, utc_now
+from chalicelib.ports import Fetcher, ImageStore, Labeller, LabelTable
+
+log = logging.getLogger(__name__)
+
+MAX_URL_LENGTH = 2048
+
+
+@dataclass
+class LabelReport:
+    """What one labelling batch did, by image id."""
+
+    classified: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+
+
+class LabellingRetryNeeded(Exception):
+    """The model could not answer for some images that still have attempts left.
+
+    Raised from the stream handler so the stream delivers the batch again.
+    """
+
+    def __init__(self, report: LabelReport, cause: Exception) -> None:
+        super().__init__(f"{len(report.retry)} image(s) to retry: {cause}")
+        self.report = report
+
+
+class ImageService:
+    def __init__(
+        self,
+        store: ImageStore,
+        table: LabelTable,
+        labeller: Labeller,
+        fetcher: Fetcher,
+        limits: Limits,
+        top_k: int = 5,
+        max_attempts: int = 3,
+        clock: Callable[[], datetime] = utc_now,
+        new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+    ) -> None:
+        self._store = store
+        self._table = table
+        self._labeller = labeller
+        self._fetcher = fetcher
+        self._limits = limits
+        self._top_k = top_k
+        self._max_attempts = max_attempts
+        self._clock = clock
+        self._new_id = new_id
+
+    def submit_url(self, url: object) -> ImageRecord:
+        if not isinstance(url, str) or not url.strip():
+            raise InvalidRequest("`url` must be a non-empty string")
+        if len(url) > MAX_URL_LENGTH:
+            raise InvalidRequest(f"`url` is longer than {MAX_URL_LENGTH} characters")
+        data = self._fetcher.fetch(url.strip())
+        return self._accept(data, source_url=url.strip())
+
+    def submit_upload(self, data: bytes) -> ImageRecord:
+        return self._accept(data, source_url=None)
+
+    def get(self, image_id: str) -> ImageRecord:
+        record = self._table.get(image_id) if _looks_like_id(image_id) else None
+        if record is None:
+            raise ImageNotFound(f"no image with id {image_id!r}")
+        return record
+
+    def label_images(self, image_ids: Sequence[str]) -> LabelReport:
+        """Label every still-pending image among `image_ids` with one model call.
+
+        Replays are harmless: finished images are skipped, and the table only finishes a
+        record that is still NOT_CLASSIFIED. An image the model cannot read is FAILED on its
+        own; if the model itself is down, each image counts an attempt, is FAILED once it
+        has used them all, and otherwise LabellingRetryNeeded asks for a redelivery.
+        """
+        report = LabelReport()
+        pending, images = self._pending_images(list(dict.fromkeys(image_ids)), report)
+        if not pending:
+            return report
+        try:
+            outcomes = self._labeller.label(images, self._top_k)
+        except LabellerUnavailable as exc:
+            self._count_failed_attempt(pending, str(exc), report)
+            if report.retry:
+                raise LabellingRetryNeeded(report, exc) from exc
+            return report
+        for image_id, outcome in zip(pending, outcomes, strict=True):
+            self._finish(image_id, outcome, report)
+        return report
+
+    def _accept(self, data: bytes, source_url: str | None) -> ImageRecord:
+        if len(data) > self._limits.max_image_bytes:
+            raise ImageTooLarge(
+                f"the image is {len(data)} bytes; the limit is {self._limits.max_image_bytes}"
+            )
+        info = imaging.inspect_image(data, self._limits.max_image_pixels)
+        record = ImageRecord(
+            image_id=self._new_id(),
+            status=Status.NOT_CLASSIFIED,
+            image=info,
+            submitted_at=self._clock(),
+            source_url=source_url,
+        )
+        # Image first, record second: a record never points at a missing image.
+        self._store.put(record.image_id, data, imaging.media_type(info.format))
+        try:
+            self._table.insert(record)
+        except BaseException:
+            self._store.delete(record.image_id)
+            raise
+        log.info("accepted image %s (%s, %d bytes)", record.image_id, info.format, len(data))
+        return record
+
+    def _pending_images(
+        self, image_ids: list[str], report: LabelReport
+    ) -> tuple[list[str], list[bytes]]:
+        pending: list[str] = []
+        images: list[bytes] = []
+        for image_id in image_ids:
+            record = self._table.get(image_id)
+            if record is None or record.status is not Status.NOT_CLASSIFIED:
+                report.skipped.append(image_id)
+                continue
+            try:
+                images.append(self._store.get(image_id))
+            except StoredImageMissing:
+                self._finish(image_id, LabelOutcome(error="the stored image is missing"), report)
+                continue
+            pending.append(image_id)
+        return pending, images
+
+    def _finish(self, image_id: str, outcome: LabelOutcome, report: LabelReport) -> None:
+        now = self._clock()
+        model = self._labeller.model_id
+        if outcome.ok:
+            done = self._table.complete(image_id, outcome.labels, model, now)
+            (report.classified if done else report.skipped).append(image_id)
+        else:
+            done = self._table.fail(image_id, outcome.error or "unknown error", model, now)
+            (report.failed if done else report.skipped).append(image_id)
+            if done:
+                log.warning("image %s FAILED: %s", image_id, outcome.error)
+
+    def _count_failed_attempt(self, image_ids: list[str], reason: str, report: LabelReport) -> None:
+        for image_id in image_ids:
+            attempts = self._table.count_attempt(image_id)
+            if attempts >= self._max_attempts:
+                error = f"the model failed {attempts} times; last error: {reason}"
+                self._finish(image_id, LabelOutcome(error=error), report)
+            else:
+                report.retry.append(image_id)
+
+
+def _looks_like_id(image_id: str) -> bool:
+    try:
+        return str(uuid.UUID(image_id)) == image_id
+    except ValueError:
+        return False
