@@ -28,6 +28,7 @@ from chalicelib.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
+AddressPolicy = Callable[[IPAddress], bool]
 
 ALLOWED_SCHEMES = ("http", "https")
 USER_AGENT = "ImageLabeller/1.0 (+image labelling service)"
@@ -88,10 +89,13 @@ class GuardedFetcher:
         limits: Limits,
         allow_private: bool = False,
         resolver: Resolver = resolve_host,
+        address_allowed: AddressPolicy | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._limits = limits
-        self._allow_private = allow_private
+        self._address_allowed = address_allowed or (
+            (lambda _address: True) if allow_private else is_public_address
+        )
         self._resolve = resolver
         self._clock = clock
 
@@ -125,10 +129,9 @@ class GuardedFetcher:
         addresses = self._resolve(host, port)
         if not addresses:
             raise FetchFailed(f"host {host!r} has no address")
-        if not self._allow_private:
-            for address in addresses:
-                if not is_public_address(ipaddress.ip_address(address.split("%")[0])):
-                    raise UrlNotAllowed(f"{host!r} resolves to a non-public address ({address})")
+        for address in addresses:
+            if not self._address_allowed(ipaddress.ip_address(address.split("%")[0])):
+                raise UrlNotAllowed(f"{host!r} resolves to a non-public address ({address})")
         return _Target(url=parsed, host=host, port=port, address=addresses[0])
 
     def _request(self, target: _Target, deadline: float) -> urllib3.BaseHTTPResponse:

@@ -1,0 +1,54 @@
+"""The Labeller contract, run against every labeller (ONNX now)."""
+
+from __future__ import annotations
+
+import pytest
+
+from chalicelib.ports import Labeller
+from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png
+
+
+@pytest.fixture(params=["onnx"])
+def labeller(request: pytest.FixtureRequest) -> Labeller:
+    chosen: Labeller = request.getfixturevalue(f"{request.param}_labeller")
+    return chosen
+
+
+@pytest.mark.parametrize("photo", sorted(EXPECTED_TOP_LABELS))
+def test_real_photo_gets_its_correct_top_label(labeller: Labeller, photo: str) -> None:
+    [outcome] = labeller.label([photo_png(photo)], top_k=5)
+    assert outcome.ok
+    assert outcome.labels[0].name in EXPECTED_TOP_LABELS[photo]
+
+
+def test_labels_are_top_k_best_first_with_scores_in_unit_range(labeller: Labeller) -> None:
+    [outcome] = labeller.label([photo_jpeg("coffee")], top_k=5)
+    scores = [label.score for label in outcome.labels]
+    assert len(scores) == 5
+    assert scores == sorted(scores, reverse=True)
+    assert all(0.0 <= score <= 1.0 for score in scores)
+    assert outcome.labels[0].name == "espresso" and scores[0] > 0.8
+
+
+def test_batch_answers_in_order_and_one_bad_image_spoils_nothing(labeller: Labeller) -> None:
+    truncated = photo_jpeg("chelsea")[:5000]
+    outcomes = labeller.label([photo_png("coffee"), truncated, photo_png("motorcycle")], top_k=3)
+    assert len(outcomes) == 3
+    assert outcomes[0].labels[0].name == "espresso"
+    assert not outcomes[1].ok and outcomes[1].error and "truncated" in outcomes[1].error
+    assert outcomes[2].labels[0].name in EXPECTED_TOP_LABELS["motorcycle"]
+
+
+def test_batch_gives_the_same_labels_as_one_by_one(labeller: Labeller) -> None:
+    photos = [photo_png(name) for name in sorted(EXPECTED_TOP_LABELS)]
+    together = labeller.label(photos, top_k=3)
+    alone = [labeller.label([photo], top_k=3)[0] for photo in photos]
+    for batch_outcome, single_outcome in zip(together, alone, strict=True):
+        assert [label.name for label in batch_outcome.labels] == [
+            label.name for label in single_outcome.labels
+        ]
+        assert batch_outcome.labels[0].score == pytest.approx(single_outcome.labels[0].score, abs=1e-4)
+
+
+def test_model_id_names_the_model(labeller: Labeller) -> None:
+    assert labeller.model_id

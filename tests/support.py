@@ -1,0 +1,144 @@
+"""Test helpers: real photos, images made with Pillow, a loopback HTTP server."""
+
+from __future__ import annotations
+
+import io
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any
+
+from PIL import Image
+
+# Real photos shipped by scikit-image (skimage.data), with the labels a correct
+# ImageNet classifier gives them.
+PHOTO_FILES = {"coffee": "coffee.png", "chelsea": "chelsea.png", "motorcycle": "motorcycle_left.png"}
+EXPECTED_TOP_LABELS = {
+    "coffee": {"espresso"},
+    "chelsea": {"tiger cat", "Egyptian cat", "tabby"},
+    "motorcycle": {"moped", "motor scooter"},
+}
+
+
+def photo_png(name: str) -> bytes:
+    return (resources.files("skimage.data") / PHOTO_FILES[name]).read_bytes()
+
+
+def photo_jpeg(name: str, quality: int = 90) -> bytes:
+    with Image.open(io.BytesIO(photo_png(name))) as image:
+        return encode(image.convert("RGB"), "JPEG", quality=quality)
+
+
+def encode(image: Image.Image, format_name: str, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=format_name, **options)
+    return buffer.getvalue()
+
+
+def solid_image(format_name: str = "PNG", size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
+    color: Any = 128 if mode in ("L", "P", "I;16", "I", "1") else tuple([128] * len(mode))
+    return encode(Image.new(mode, size, color), format_name)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass
+class Reply:
+    status: int = 200
+    body: bytes = b""
+    headers: dict[str, str] | None = None
+    # Send the body this many bytes at a time, sleeping between chunks.
+    trickle_bytes: int = 0
+    trickle_seconds: float = 0.0
+    # Omit Content-Length (the body then ends when the connection closes).
+    no_length: bool = False
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 answering GETs from a path -> Reply table."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Reply | Callable[[], Reply]] = {}
+        self.requests: list[str] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                server.requests.append(self.path)
+                route = server.routes.get(self.path, Reply(status=404, body=b"not found"))
+                reply = route() if callable(route) else route
+                self.send_response(reply.status)
+                for name, value in (reply.headers or {}).items():
+                    self.send_header(name, value)
+                if reply.no_length:
+                    self.send_header("Connection", "close")
+                    self.close_connection = True
+                elif "Content-Length" not in (reply.headers or {}):
+                    self.send_header("Content-Length", str(len(reply.body)))
+                self.end_headers()
+                try:
+                    self._send_body(reply)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def _send_body(self, reply: Reply) -> None:
+                if not reply.trickle_bytes:
+                    self.wfile.write(reply.body)
+                    return
+                for start in range(0, len(reply.body), reply.trickle_bytes):
+                    self.wfile.write(reply.body[start : start + reply.trickle_bytes])
+                    self.wfile.flush()
+                    time.sleep(reply.trickle_seconds)
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def serve(self, path: str, body: bytes, content_type: str = "image/png") -> str:
+        self.routes[path] = Reply(body=body, headers={"Content-Type": content_type})
+        return self.url(path)
+
+    def start(self) -> LoopbackServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@contextmanager
+def loopback_server() -> Iterator[LoopbackServer]:
+    server = LoopbackServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -> Any:
+    """Call `read` until `done(value)` or the deadline; return the last value."""
+    deadline = time.monotonic() + timeout
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        value = read()
+    return value

@@ -1,0 +1,143 @@
+"""The guarded fetch against real sockets on loopback.
+
+Where a test needs the loopback server to count as "public", it says so through the
+fetcher's address policy; every other address still goes through the real rules.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+
+import pytest
+
+from chalicelib.config import Limits
+from chalicelib.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
+from chalicelib.fetch import GuardedFetcher, IPAddress, is_public_address
+from tests.support import LoopbackServer, Reply
+
+LIMITS = Limits(max_image_bytes=10_000, fetch_total_timeout=2.0, fetch_connect_timeout=1.0)
+
+
+def loopback_counts_as_public(address: IPAddress) -> bool:
+    return str(address) == "127.0.0.1" or is_public_address(address)
+
+
+def fetcher(limits: Limits = LIMITS) -> GuardedFetcher:
+    return GuardedFetcher(limits, address_allowed=loopback_counts_as_public)
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "127.0.0.1",
+        "127.1",
+        "0x7f000001",
+        "2130706433",
+        "0177.0.0.1",
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "169.254.169.254",
+        "10.0.0.1",
+        "172.16.0.1",
+        "192.168.0.1",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "[fe80::1]",
+        "[fc00::1]",
+        "localhost",
+    ],
+)
+def test_non_public_hosts_are_refused_before_connecting(host: str) -> None:
+    with pytest.raises(UrlNotAllowed, match="non-public"):
+        GuardedFetcher(LIMITS).fetch(f"http://{host}:9/cat.jpg")
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/a.jpg", "file:///etc/passwd", "gopher://x/", "//example.com/a", "x"]
+)
+def test_only_http_and_https_are_fetched(url: str) -> None:
+    with pytest.raises(UrlNotAllowed):
+        GuardedFetcher(LIMITS).fetch(url)
+
+
+@pytest.mark.parametrize("address", ["8.8.8.8", "1.1.1.1", "2606:4700:4700::1111"])
+def test_public_addresses_pass_the_rule(address: str) -> None:
+    assert is_public_address(ipaddress.ip_address(address))
+
+
+def test_resolver_answer_is_what_gets_checked() -> None:
+    rebinding = GuardedFetcher(LIMITS, resolver=lambda host, port: ["93.184.216.34", "10.1.2.3"])
+    with pytest.raises(UrlNotAllowed, match="10.1.2.3"):
+        rebinding.fetch("http://photos.example/cat.jpg")
+
+
+def test_image_is_downloaded(photo_server: LoopbackServer) -> None:
+    url = photo_server.serve("/cat.png", b"\x89PNG" + b"x" * 5000)
+    assert fetcher().fetch(url) == b"\x89PNG" + b"x" * 5000
+
+
+def test_redirects_are_followed_and_checked_again(photo_server: LoopbackServer) -> None:
+    photo_server.serve("/final.png", b"image bytes")
+    photo_server.routes["/moved"] = Reply(status=302, headers={"Location": "/final.png"})
+    assert fetcher().fetch(photo_server.url("/moved")) == b"image bytes"
+
+
+def test_redirect_to_a_private_address_is_refused(photo_server: LoopbackServer) -> None:
+    photo_server.routes["/go"] = Reply(
+        status=301, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
+    )
+    with pytest.raises(UrlNotAllowed, match="169.254.169.254"):
+        fetcher().fetch(photo_server.url("/go"))
+
+
+def test_redirect_loop_stops_after_the_limit(photo_server: LoopbackServer) -> None:
+    photo_server.routes["/loop"] = Reply(status=302, headers={"Location": "/loop"})
+    with pytest.raises(FetchFailed, match="more than 3 redirects"):
+        fetcher().fetch(photo_server.url("/loop"))
+    assert len(photo_server.requests) == 4
+
+
+def test_error_status_is_a_fetch_failure(photo_server: LoopbackServer) -> None:
+    with pytest.raises(FetchFailed, match="404"):
+        fetcher().fetch(photo_server.url("/missing.jpg"))
+
+
+def test_body_over_the_limit_is_refused_from_its_content_length(
+    photo_server: LoopbackServer,
+) -> None:
+    url = photo_server.serve("/big.png", b"x" * 20_000)
+    with pytest.raises(ImageTooLarge, match="20000 bytes"):
+        fetcher().fetch(url)
+
+
+def test_body_over_the_limit_without_content_length_is_cut_off_while_reading(
+    photo_server: LoopbackServer,
+) -> None:
+    photo_server.routes["/stream"] = Reply(body=b"x" * 50_000, no_length=True)
+    with pytest.raises(ImageTooLarge, match="over the limit"):
+        fetcher().fetch(photo_server.url("/stream"))
+
+
+def test_content_length_that_promises_more_than_is_sent_fails(
+    photo_server: LoopbackServer,
+) -> None:
+    photo_server.routes["/liar"] = Reply(
+        body=b"x" * 100, headers={"Content-Length": "5000", "Connection": "close"}
+    )
+    with pytest.raises(FetchFailed, match="broke off"):
+        fetcher().fetch(photo_server.url("/liar"))
+
+
+def test_trickling_server_hits_the_total_time_limit(photo_server: LoopbackServer) -> None:
+    photo_server.routes["/slow"] = Reply(body=b"x" * 60, trickle_bytes=1, trickle_seconds=1.0)
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match="too long"):
+        fetcher().fetch(photo_server.url("/slow"))
+    assert time.monotonic() - started < LIMITS.fetch_total_timeout + 1.5
+
+
+def test_unresolvable_host_is_a_fetch_failure() -> None:
+    with pytest.raises(FetchFailed, match="resolve"):
+        GuardedFetcher(LIMITS).fetch("http://no-such-host.invalid/cat.jpg")

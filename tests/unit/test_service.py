@@ -1,0 +1,278 @@
+"""The use cases on the embedded adapters (SQLite table, folder store, ONNX model)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from chalicelib.adapters.files import FolderImageStore
+from chalicelib.adapters.onnx import OnnxLabeller
+from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
+from chalicelib.config import Limits
+from chalicelib.errors import (
+    FetchFailed,
+    ImageNotFound,
+    ImageTooLarge,
+    InvalidRequest,
+    LabellerUnavailable,
+    NotAnImage,
+    StoredImageMissing,
+)
+from chalicelib.models import ImageRecord, LabelOutcome, Status
+from chalicelib.ports import Labeller
+from chalicelib.service import ImageService, LabellingRetryNeeded
+from tests.support import photo_jpeg, photo_png, solid_image
+
+
+class UrlTable:
+    """Fetcher port answering from a dict: the network is not what these tests are about."""
+
+    def __init__(self, pages: dict[str, bytes]) -> None:
+        self.pages = pages
+
+    def fetch(self, url: str) -> bytes:
+        if url not in self.pages:
+            raise FetchFailed("the server answered HTTP 404")
+        return self.pages[url]
+
+
+class OutageLabeller:
+    """Wraps a real labeller; the first `outages` calls fail as a model endpoint down would."""
+
+    def __init__(self, inner: Labeller, outages: int) -> None:
+        self.inner = inner
+        self.outages = outages
+        self.calls: list[int] = []
+
+    @property
+    def model_id(self) -> str:
+        return self.inner.model_id
+
+    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
+        self.calls.append(len(images))
+        if len(self.calls) <= self.outages:
+            raise LabellerUnavailable("endpoint unreachable")
+        return self.inner.label(images, top_k)
+
+
+class BrokenStore(FolderImageStore):
+    def put(self, image_id: str, data: bytes, content_type: str) -> None:
+        raise OSError("disk full")
+
+
+class BrokenInsertTable(SqliteLabelTable):
+    def insert(self, record: ImageRecord) -> None:
+        raise OSError("database is locked")
+
+
+@pytest.fixture
+def pages() -> dict[str, bytes]:
+    return {
+        "https://photos.example/coffee.png": photo_png("coffee"),
+        "https://photos.example/cat.jpg": photo_jpeg("chelsea"),
+        "https://photos.example/notes.txt": b"just some text",
+    }
+
+
+def make_service(
+    store: FolderImageStore,
+    table: SqliteLabelTable,
+    labeller: Labeller,
+    pages: dict[str, bytes],
+    **limits: int,
+) -> ImageService:
+    return ImageService(
+        store=store,
+        table=table,
+        labeller=labeller,
+        fetcher=UrlTable(pages),
+        limits=Limits(**limits),  # type: ignore[arg-type]
+        max_attempts=3,
+    )
+
+
+@pytest.fixture
+def service(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> ImageService:
+    return make_service(folder_store, sqlite_table, onnx_labeller, pages)
+
+
+def test_submit_by_url_stores_the_image_and_a_pending_record(
+    service: ImageService, folder_store: FolderImageStore, pages: dict[str, bytes]
+) -> None:
+    record = service.submit_url("https://photos.example/coffee.png")
+    assert record.status is Status.NOT_CLASSIFIED
+    assert record.source_url == "https://photos.example/coffee.png"
+    assert (record.image.format, record.image.width, record.image.height) == ("PNG", 600, 400)
+    assert folder_store.get(record.image_id) == pages["https://photos.example/coffee.png"]
+    assert service.get(record.image_id) == record
+
+
+def test_submitted_images_are_labelled_by_one_batch(service: ImageService) -> None:
+    coffee = service.submit_url("https://photos.example/coffee.png")
+    cat = service.submit_upload(photo_jpeg("chelsea"))
+    report = service.label_images([coffee.image_id, cat.image_id])
+    assert sorted(report.classified) == sorted([coffee.image_id, cat.image_id])
+    labelled = service.get(coffee.image_id)
+    assert labelled.status is Status.CLASSIFIED
+    assert labelled.labels[0].name == "espresso"
+    assert labelled.model == "efficientnet-lite0/onnx"
+    assert labelled.legacy_label.startswith("espresso, ")
+    assert len(labelled.legacy_label.split(", ")) == 5
+
+
+def test_replayed_batch_changes_nothing(service: ImageService) -> None:
+    record = service.submit_upload(photo_png("coffee"))
+    service.label_images([record.image_id])
+    first = service.get(record.image_id)
+    report = service.label_images([record.image_id, record.image_id])
+    assert report.skipped == [record.image_id]
+    assert service.get(record.image_id) == first
+
+
+def test_undecodable_image_fails_alone_and_the_rest_of_its_batch_is_labelled(
+    service: ImageService, folder_store: FolderImageStore
+) -> None:
+    good = service.submit_upload(photo_png("coffee"))
+    bad = service.submit_upload(photo_png("chelsea"))
+    folder_store.put(bad.image_id, photo_jpeg("chelsea")[:4000], "image/jpeg")  # damaged later
+    report = service.label_images([bad.image_id, good.image_id])
+    assert (report.failed, report.classified) == ([bad.image_id], [good.image_id])
+    failed = service.get(bad.image_id)
+    assert failed.status is Status.FAILED
+    assert failed.error is not None and "decoded" in failed.error
+
+
+def test_missing_stored_image_ends_failed_not_stuck(
+    service: ImageService, folder_store: FolderImageStore
+) -> None:
+    record = service.submit_upload(photo_png("coffee"))
+    folder_store.delete(record.image_id)
+    service.label_images([record.image_id])
+    failed = service.get(record.image_id)
+    assert (failed.status, failed.error) == (Status.FAILED, "the stored image is missing")
+
+
+def test_model_outage_asks_for_a_retry_then_labels(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    labeller = OutageLabeller(onnx_labeller, outages=1)
+    service = make_service(folder_store, sqlite_table, labeller, pages)
+    record = service.submit_upload(photo_png("coffee"))
+    with pytest.raises(LabellingRetryNeeded):
+        service.label_images([record.image_id])
+    assert service.get(record.image_id).status is Status.NOT_CLASSIFIED
+    service.label_images([record.image_id])
+    labelled = service.get(record.image_id)
+    assert (labelled.status, labelled.attempts) == (Status.CLASSIFIED, 1)
+
+
+def test_lasting_model_outage_ends_failed_after_the_attempt_limit(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    labeller = OutageLabeller(onnx_labeller, outages=100)
+    service = make_service(folder_store, sqlite_table, labeller, pages)
+    record = service.submit_upload(photo_png("coffee"))
+    for _ in range(2):
+        with pytest.raises(LabellingRetryNeeded):
+            service.label_images([record.image_id])
+    report = service.label_images([record.image_id])
+    assert report.failed == [record.image_id]
+    failed = service.get(record.image_id)
+    assert failed.status is Status.FAILED
+    assert failed.error is not None and "failed 3 times" in failed.error
+    assert len(labeller.calls) == 3
+
+
+@pytest.mark.parametrize("url", [None, "", "   ", 42, ["https://x"], "https://" + "a" * 3000])
+def test_submit_refuses_a_missing_or_malformed_url(service: ImageService, url: object) -> None:
+    with pytest.raises(InvalidRequest):
+        service.submit_url(url)
+
+
+def test_submit_of_a_page_that_is_not_an_image_stores_nothing(
+    service: ImageService, tmp_path: Path
+) -> None:
+    with pytest.raises(NotAnImage):
+        service.submit_url("https://photos.example/notes.txt")
+    assert list((tmp_path / "images").iterdir()) == []
+
+
+def test_truncated_upload_is_refused_at_submit(service: ImageService) -> None:
+    with pytest.raises(NotAnImage, match="truncated"):
+        service.submit_upload(photo_jpeg("coffee")[:20000])
+
+
+def test_upload_over_the_byte_limit_is_refused(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    service = make_service(folder_store, sqlite_table, onnx_labeller, pages, max_image_bytes=1000)
+    with pytest.raises(ImageTooLarge):
+        service.submit_upload(photo_png("coffee"))
+
+
+def test_image_over_the_pixel_limit_is_refused(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    service = make_service(
+        folder_store, sqlite_table, onnx_labeller, pages, max_image_pixels=64 * 48 - 1
+    )
+    with pytest.raises(ImageTooLarge, match="pixels"):
+        service.submit_upload(solid_image("PNG", (64, 48)))
+
+
+def test_store_failure_leaves_no_record(
+    tmp_path: Path,
+    database: SqliteDatabase,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    broken = BrokenStore(tmp_path / "images")
+    service = make_service(broken, sqlite_table, onnx_labeller, pages)
+    with pytest.raises(OSError, match="disk full"):
+        service.submit_upload(photo_png("coffee"))
+    assert database.query("SELECT COUNT(*) FROM images") == [(0,)]
+
+
+def test_record_failure_removes_the_stored_image(
+    tmp_path: Path,
+    folder_store: FolderImageStore,
+    database: SqliteDatabase,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    service = make_service(folder_store, BrokenInsertTable(database), onnx_labeller, pages)
+    with pytest.raises(OSError, match="locked"):
+        service.submit_upload(photo_png("coffee"))
+    assert list((tmp_path / "images").iterdir()) == []
+
+
+@pytest.mark.parametrize("image_id", ["nope", str(uuid.uuid4()), "../etc/passwd", ""])
+def test_unknown_image_id_is_not_found(service: ImageService, image_id: str) -> None:
+    with pytest.raises(ImageNotFound):
+        service.get(image_id)
+
+
+def test_missing_stored_image_is_reported_by_the_store(folder_store: FolderImageStore) -> None:
+    with pytest.raises(StoredImageMissing):
+        folder_store.get("../../etc/passwd")
