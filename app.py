@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice import Chalice, Response
-from chalice.app import DynamoDBEvent, Request
+from chalice.app import Chalice, DynamoDBEvent, Request, Response
 
 from chalicelib import api, config
 from chalicelib.bootstrap import get_service, local_stream_poller
@@ -23,21 +22,28 @@ app.api.binary_types.extend(
 STREAM_ARN = config.stream_arn()
 
 
+def current_request() -> Request:
+    request = app.current_request
+    assert request is not None, "only called while handling a request"
+    return request
+
+
 @app.middleware("http")
-def chalice_errors_as_json(event: Request, get_response: Any) -> Response:
-    return api.reshape_chalice_error(get_response(event))
+def json_answers(event: Request, get_response: Any) -> Response:
+    return api.finish_response(get_response(event))
 
 
 @app.route("/images", methods=["POST"], content_types=["*/*"])
 @api.answers_errors_as_json
 def submit_image() -> Response:
-    request = app.current_request
+    request = current_request()
     media_type = api.media_type_of(request.headers)
     api.require_media_type(media_type)
+    body = api.raw_body(request)
     if api.is_image_upload(media_type):
-        record = get_service().submit_upload(request.raw_body or b"")
+        record = get_service().submit_upload(body)
     else:
-        record = get_service().submit_url(api.url_from_json(request.raw_body))
+        record = get_service().submit_url(api.url_from_json(body))
     return api.accepted_response(record)
 
 
@@ -50,14 +56,14 @@ def get_image(image_id: str) -> dict[str, Any]:
 @app.route("/submit-image", methods=["GET"])
 @api.answers_errors_as_json
 def legacy_submit_image() -> dict[str, str]:
-    url = api.required_query_parameter(app.current_request.query_params, "url")
+    url = api.required_query_parameter(current_request().query_params, "url")
     return {"ImageId": get_service().submit_url(url).image_id}
 
 
 @app.route("/get-image-label", methods=["GET"])
 @api.answers_errors_as_json
 def legacy_get_image_label() -> dict[str, str]:
-    image_id = api.required_query_parameter(app.current_request.query_params, "imageId")
+    image_id = api.required_query_parameter(current_request().query_params, "imageId")
     return {"ImageLabel": get_service().get(image_id).legacy_label}
 
 
@@ -66,5 +72,5 @@ def label_new_images(event: DynamoDBEvent) -> None:
     get_service().label_images(inserted_image_ids(record.to_dict() for record in event))
 
 
-if config.running_under_chalice_local():
+if config.running_under_chalice_local() and config.Settings.from_environ().local_stream:
     local_stream.start_once(lambda: local_stream_poller(label_new_images, STREAM_ARN))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import functools
 import json
 import logging
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any
 
-from chalice import Response
+from chalice.app import Response
 
 from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
 from chalicelib.models import ImageRecord, Status
@@ -48,8 +49,6 @@ CHALICE_CODES = {
     "InternalServerError": "internal_error",
 }
 
-View = TypeVar("View", bound=Callable[..., Any])
-
 
 def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
@@ -60,7 +59,7 @@ def error_response(error: ImageLabellerError) -> Response:
     return Response(body=error_body(error.code, error.message), status_code=status)
 
 
-def answers_errors_as_json(view: View) -> View:
+def answers_errors_as_json[View: Callable[..., Any]](view: View) -> View:
     """Turn domain errors into 4xx JSON, and anything unexpected into a logged 500 JSON."""
 
     @functools.wraps(view)
@@ -78,12 +77,17 @@ def answers_errors_as_json(view: View) -> View:
     return wrapper  # type: ignore[return-value]
 
 
-def reshape_chalice_error(response: Response) -> Response:
-    """Chalice answers some requests itself (405, 415, ...); give those our error shape."""
+def finish_response(response: Response) -> Response:
+    """Every answer leaves here: JSON bodies say so in Content-Type, and the errors Chalice
+    answers by itself (405, 500, ...) get our error shape."""
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
         code = CHALICE_CODES.get(str(body["Code"]), "invalid_request")
         response.body = error_body(code, str(body["Message"]))
+    if isinstance(response.body, (dict, list)) and not any(
+        name.lower() == "content-type" for name in response.headers
+    ):
+        response.headers["Content-Type"] = "application/json"
     return response
 
 
@@ -96,7 +100,14 @@ def is_image_upload(media_type: str) -> bool:
     return media_type.startswith("image/") or media_type == "application/octet-stream"
 
 
-def url_from_json(raw_body: bytes | None) -> object:
+def raw_body(request: Any) -> bytes:
+    body = request.raw_body
+    if isinstance(body, str):
+        return body.encode("utf-8")
+    return bytes(body or b"")
+
+
+def url_from_json(raw_body: bytes) -> object:
     """The `url` member of a JSON object body."""
     if not raw_body:
         raise InvalidRequest('the body is empty; send {"url": "https://..."} or an image')
@@ -118,9 +129,9 @@ def require_media_type(media_type: str) -> None:
         )
 
 
-def required_query_parameter(query: dict[str, str] | None, name: str) -> str:
+def required_query_parameter(query: Mapping[str, Any] | None, name: str) -> str:
     value = (query or {}).get(name)
-    if not value:
+    if not isinstance(value, str) or not value:
         raise InvalidRequest(f"the query parameter `{name}` is required")
     return value
 

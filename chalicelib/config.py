@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Mapping
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 DEFAULT_MODEL_PATH = PACKAGE_DIR / "models" / "efficientnet-lite0.onnx"
@@ -50,6 +50,7 @@ class Settings:
     stream_batch_size: int = 16
     stream_poll_seconds: float = 0.05
     onnx_threads: int = 0
+    local_stream: bool = True
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
@@ -76,6 +77,7 @@ class Settings:
             stream_batch_size=env.integer("STREAM_BATCH_SIZE", 16),
             stream_poll_seconds=env.number("STREAM_POLL_SECONDS", 0.05),
             onnx_threads=env.integer("ONNX_THREADS", 0, minimum=0),
+            local_stream=env.flag("LOCAL_STREAM", True),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -76,7 +76,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
-def center_crop_box(width: int, height: int, crop_fraction: float) -> tuple[float, ...]:
+def center_crop_box(
+    width: int, height: int, crop_fraction: float
+) -> tuple[float, float, float, float]:
     """The centred square covering `crop_fraction` of the short side."""
     side = min(width, height) * crop_fraction
     left = (width - side) / 2

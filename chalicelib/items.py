@@ -7,9 +7,10 @@ string so the legacy GetImageLabel contract reads one attribute.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any
 
 from chalicelib.models import ImageInfo, ImageRecord, Label, Status
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 LEGACY_LABEL_COUNT = 5
 
 
-class Status(str, enum.Enum):
+class Status(enum.StrEnum):
     NOT_CLASSIFIED = "NOT_CLASSIFIED"
     CLASSIFIED = "CLASSIFIED"
     FAILED = "FAILED"
@@ -62,7 +62,7 @@ class ImageRecord:
         """The original GetImageLabel answer: top-5 names joined by ', ', or the status."""
         if self.status is Status.CLASSIFIED:
             return ", ".join(label.name for label in self.labels[:LEGACY_LABEL_COUNT])
-        return self.status.value
+        return str(self.status.value)
 
     def classified(self, labels: tuple[Label, ...], model: str, at: datetime) -> ImageRecord:
         return replace(
@@ -74,4 +74,4 @@ class ImageRecord:
 
 
 def utc_now() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Protocol, Sequence
+from typing import Protocol
 
 from chalicelib.models import ImageRecord, Label, LabelOutcome
 
@@ -31,9 +32,7 @@ class LabelTable(Protocol):
 
     def get(self, image_id: str) -> ImageRecord | None: ...
 
-    def complete(
-        self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime
-    ) -> bool:
+    def complete(self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime) -> bool:
         """Mark CLASSIFIED if still NOT_CLASSIFIED; False (and no change) otherwise."""
         ...
 

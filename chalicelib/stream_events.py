@@ -4,7 +4,8 @@ mode emulates. Pure functions over the documented record shape."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from chalicelib.items import Item, with_decimals
 
@@ -63,4 +64,3 @@ def to_attribute_values(item: Item) -> dict[str, Any]:
 
     serializer = TypeSerializer()
     return {key: serializer.serialize(value) for key, value in with_decimals(item).items()}
-

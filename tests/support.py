@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import socket
 import threading
@@ -17,7 +18,11 @@ from PIL import Image
 
 # Real photos shipped by scikit-image (skimage.data), with the labels a correct
 # ImageNet classifier gives them.
-PHOTO_FILES = {"coffee": "coffee.png", "chelsea": "chelsea.png", "motorcycle": "motorcycle_left.png"}
+PHOTO_FILES = {
+    "coffee": "coffee.png",
+    "chelsea": "chelsea.png",
+    "motorcycle": "motorcycle_left.png",
+}
 EXPECTED_TOP_LABELS = {
     "coffee": {"espresso"},
     "chelsea": {"tiger cat", "Egyptian cat", "tabby"},
@@ -40,7 +45,9 @@ def encode(image: Image.Image, format_name: str, **options: Any) -> bytes:
     return buffer.getvalue()
 
 
-def solid_image(format_name: str = "PNG", size: tuple[int, int] = (64, 48), mode: str = "RGB") -> bytes:
+def solid_image(
+    format_name: str = "PNG", size: tuple[int, int] = (64, 48), mode: str = "RGB"
+) -> bytes:
     color: Any = 128 if mode in ("L", "P", "I;16", "I", "1") else tuple([128] * len(mode))
     return encode(Image.new(mode, size, color), format_name)
 
@@ -74,7 +81,7 @@ class LoopbackServer:
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+            def do_GET(self) -> None:
                 server.requests.append(self.path)
                 route = server.routes.get(self.path, Reply(status=404, body=b"not found"))
                 reply = route() if callable(route) else route
@@ -87,10 +94,8 @@ class LoopbackServer:
                 elif "Content-Length" not in (reply.headers or {}):
                     self.send_header("Content-Length", str(len(reply.body)))
                 self.end_headers()
-                try:
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self._send_body(reply)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
 
             def _send_body(self, reply: Reply) -> None:
                 if not reply.trickle_bytes:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -50,7 +51,7 @@ class OnnxLabeller:
             tensor = imaging.preprocess([image for _, image in decoded], INPUT_SIZE, CROP_FRACTION)
             probabilities = softmax(self.infer(tensor))
             names = imagenet_class_names()
-            for (index, _), row in zip(decoded, probabilities):
+            for (index, _), row in zip(decoded, probabilities, strict=True):
                 outcomes[index] = LabelOutcome(labels=top_labels(row, names, top_k))
         return [outcome for outcome in outcomes if outcome is not None]
 

@@ -11,11 +11,12 @@ import json
 import sqlite3
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from chalicelib.errors import DuplicateImageId
 from chalicelib.items import Item, from_item, to_item
@@ -96,9 +97,7 @@ class SqliteLabelTable:
         rows = self._db.query("SELECT item FROM images WHERE id = ?", (image_id,))
         return from_item(json.loads(rows[0][0])) if rows else None
 
-    def complete(
-        self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime
-    ) -> bool:
+    def complete(self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime) -> bool:
         return self._finish(image_id, lambda record: record.classified(labels, model, at))
 
     def fail(self, image_id: str, error: str, model: str | None, at: datetime) -> bool:

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from chalicelib.adapters.sqlite import Change
 from chalicelib.stream_events import build_stream_record
@@ -124,4 +125,3 @@ def start_once(factory: Callable[[], LocalStreamPoller]) -> LocalStreamPoller:
             _running = factory()
             _running.start()
         return _running
-

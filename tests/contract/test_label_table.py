@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -9,7 +9,7 @@ from chalicelib.errors import DuplicateImageId
 from chalicelib.models import ImageInfo, ImageRecord, Label, Status
 from chalicelib.ports import LabelTable
 
-T0 = datetime(2026, 11, 1, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LABELS = (Label("espresso", 0.95), Label("cup", 0.015))
 
 

@@ -47,7 +47,9 @@ def test_batch_gives_the_same_labels_as_one_by_one(labeller: Labeller) -> None:
         assert [label.name for label in batch_outcome.labels] == [
             label.name for label in single_outcome.labels
         ]
-        assert batch_outcome.labels[0].score == pytest.approx(single_outcome.labels[0].score, abs=1e-4)
+        assert batch_outcome.labels[0].score == pytest.approx(
+            single_outcome.labels[0].score, abs=1e-4
+        )
 
 
 def test_model_id_names_the_model(labeller: Labeller) -> None:

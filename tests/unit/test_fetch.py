@@ -69,7 +69,7 @@ def test_public_addresses_pass_the_rule(address: str) -> None:
 
 def test_resolver_answer_is_what_gets_checked() -> None:
     rebinding = GuardedFetcher(LIMITS, resolver=lambda host, port: ["93.184.216.34", "10.1.2.3"])
-    with pytest.raises(UrlNotAllowed, match="10.1.2.3"):
+    with pytest.raises(UrlNotAllowed, match=r"10\.1\.2\.3"):
         rebinding.fetch("http://photos.example/cat.jpg")
 
 
@@ -88,7 +88,7 @@ def test_redirect_to_a_private_address_is_refused(photo_server: LoopbackServer) 
     photo_server.routes["/go"] = Reply(
         status=301, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
     )
-    with pytest.raises(UrlNotAllowed, match="169.254.169.254"):
+    with pytest.raises(UrlNotAllowed, match=r"169\.254\.169\.254"):
         fetcher().fetch(photo_server.url("/go"))
 
 

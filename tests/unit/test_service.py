@@ -89,7 +89,7 @@ def make_service(
         table=table,
         labeller=labeller,
         fetcher=UrlTable(pages),
-        limits=Limits(**limits),  # type: ignore[arg-type]
+        limits=Limits(**limits),
         max_attempts=3,
     )
 

@@ -1,0 +1,185 @@
+"""The routes and the stream handler through Chalice's test client (local stage)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from chalice.test import Client
+
+from app import app
+from chalicelib.bootstrap import components
+from chalicelib.local.stream import LocalStreamPoller
+from tests.support import LoopbackServer, photo_jpeg, photo_png, solid_image
+
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    monkeypatch.setenv("IMAGELABELLER_DATA_DIR", str(tmp_path / "data"))
+    with Client(app, stage_name="local") as chalice_client:
+        yield chalice_client
+
+
+def body(response: Any) -> Any:
+    return json.loads(response.body)
+
+
+def submit_json(client: Client, payload: Any) -> Any:
+    return client.http.post("/images", headers=JSON, body=json.dumps(payload))
+
+
+def upload(client: Client, data: bytes, content_type: str = "image/png") -> Any:
+    return client.http.post("/images", headers={"Content-Type": content_type}, body=data)
+
+
+def deliver_stream(client: Client) -> None:
+    """Hand everything on the change log to the stream handler, as Lambda would."""
+    database = components().database
+    assert database is not None
+    from chalicelib.adapters.sqlite import SqliteChangeLog
+
+    stream = LocalStreamPoller(
+        SqliteChangeLog(database),
+        lambda event, context: client.lambda_.invoke("label_new_images", event),
+        stream_arn="arn:test",
+        batch_size=16,
+        poll_seconds=0.01,
+    )
+    while stream.deliver_pending():
+        pass
+
+
+def assert_error(response: Any, status: int, code: str) -> None:
+    assert response.status_code == status, response.body
+    assert response.headers["Content-Type"] == "application/json"
+    error = body(response)["error"]
+    assert error["code"] == code
+    assert error["message"]
+
+
+def test_submit_by_url_answers_202_with_id_and_location(
+    client: Client, photo_server: LoopbackServer
+) -> None:
+    url = photo_server.serve("/coffee.png", photo_png("coffee"))
+    response = submit_json(client, {"url": url})
+    assert response.status_code == 202
+    record = body(response)
+    assert record["status"] == "NOT_CLASSIFIED"
+    assert record["source_url"] == url
+    assert response.headers["Location"] == f"/images/{record['image_id']}"
+
+
+def test_uploaded_image_is_labelled_by_the_stream_handler(client: Client) -> None:
+    image_id = body(upload(client, photo_jpeg("coffee"), "image/jpeg"))["image_id"]
+    assert body(client.http.get(f"/images/{image_id}"))["status"] == "NOT_CLASSIFIED"
+    deliver_stream(client)
+    record = body(client.http.get(f"/images/{image_id}"))
+    assert record["status"] == "CLASSIFIED"
+    assert record["labels"][0]["name"] == "espresso"
+    assert len(record["labels"]) == 5
+    assert record["model"] == "efficientnet-lite0/onnx"
+    assert record["image"]["format"] == "JPEG"
+
+
+def test_legacy_routes_keep_the_original_contract(
+    client: Client, photo_server: LoopbackServer
+) -> None:
+    url = photo_server.serve("/cat.png", photo_png("chelsea"))
+    submitted = client.http.get(f"/submit-image?url={url}")
+    assert submitted.status_code == 200
+    image_id = body(submitted)["ImageId"]
+    assert set(body(submitted)) == {"ImageId"}
+    pending = body(client.http.get(f"/get-image-label?imageId={image_id}"))
+    assert pending == {"ImageLabel": "NOT_CLASSIFIED"}
+    deliver_stream(client)
+    label = body(client.http.get(f"/get-image-label?imageId={image_id}"))["ImageLabel"]
+    names = label.split(", ")
+    assert len(names) == 5
+    assert names[0] in {"tiger cat", "Egyptian cat", "tabby"}
+
+
+def test_image_that_fails_labelling_reads_failed_with_its_reason(client: Client) -> None:
+    image_id = body(upload(client, photo_png("coffee")))["image_id"]
+    store_path = components().settings.data_dir / "images" / image_id
+    store_path.write_bytes(photo_jpeg("coffee")[:3000])  # damaged after it was accepted
+    deliver_stream(client)
+    record = body(client.http.get(f"/images/{image_id}"))
+    assert record["status"] == "FAILED"
+    assert "truncated" in record["error"] or "damaged" in record["error"]
+    legacy = body(client.http.get(f"/get-image-label?imageId={image_id}"))
+    assert legacy == {"ImageLabel": "FAILED"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "code"),
+    [
+        ("{not json", "invalid_request"),
+        ("", "invalid_request"),
+        ("[]", "invalid_request"),
+        ("{}", "invalid_request"),
+        ('{"url": 42}', "invalid_request"),
+        ('{"url": "ftp://example.com/a.jpg"}', "url_not_allowed"),
+        ('{"url": "file:///etc/passwd"}', "url_not_allowed"),
+    ],
+)
+def test_bad_json_submits_are_400s(client: Client, raw: str, code: str) -> None:
+    assert_error(client.http.post("/images", headers=JSON, body=raw), 400, code)
+
+
+def test_url_that_is_not_an_image_is_415(client: Client, photo_server: LoopbackServer) -> None:
+    url = photo_server.serve("/page.html", b"<html>hello</html>", "text/html")
+    assert_error(submit_json(client, {"url": url}), 415, "not_an_image")
+
+
+def test_url_that_answers_404_is_422(client: Client, photo_server: LoopbackServer) -> None:
+    assert_error(submit_json(client, {"url": photo_server.url("/gone.jpg")}), 422, "fetch_failed")
+
+
+@pytest.mark.parametrize(
+    ("data", "content_type", "status", "code"),
+    [
+        (b"definitely not an image", "image/jpeg", 415, "not_an_image"),
+        (photo_jpeg("coffee")[:20000], "image/jpeg", 415, "not_an_image"),
+        (solid_image("PPM"), "image/x-portable-pixmap", 415, "unsupported_image_format"),
+        (b"hello", "text/plain", 415, "unsupported_media_type"),
+        (b"", "image/png", 415, "not_an_image"),
+    ],
+)
+def test_bad_uploads_are_4xx(
+    client: Client, data: bytes, content_type: str, status: int, code: str
+) -> None:
+    assert_error(upload(client, data, content_type), status, code)
+
+
+def test_upload_over_the_size_limit_is_413(client: Client, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IMAGELABELLER_MAX_IMAGE_BYTES", "1000")
+    assert_error(upload(client, photo_png("coffee")), 413, "image_too_large")
+
+
+@pytest.mark.parametrize("image_id", ["nope", "00000000-0000-4000-8000-000000000000"])
+def test_unknown_image_is_404(client: Client, image_id: str) -> None:
+    assert_error(client.http.get(f"/images/{image_id}"), 404, "not_found")
+    assert_error(client.http.get(f"/get-image-label?imageId={image_id}"), 404, "not_found")
+
+
+@pytest.mark.parametrize("path", ["/submit-image", "/get-image-label", "/submit-image?url="])
+def test_legacy_routes_need_their_parameter(client: Client, path: str) -> None:
+    assert_error(client.http.get(path), 400, "invalid_request")
+
+
+def test_wrong_method_answers_our_error_shape(client: Client) -> None:
+    assert_error(client.http.delete("/images/nope"), 405, "method_not_allowed")
+
+
+def test_bad_requests_leave_earlier_records_intact(client: Client) -> None:
+    image_id = body(upload(client, photo_png("coffee")))["image_id"]
+    before = body(client.http.get(f"/images/{image_id}"))
+    for raw in ("{not json", '{"url": "file:///etc/passwd"}'):
+        client.http.post("/images", headers=JSON, body=raw)
+    upload(client, b"junk", "image/png")
+    assert body(client.http.get(f"/images/{image_id}")) == before

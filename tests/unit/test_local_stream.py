@@ -1,0 +1,148 @@
+"""The local stream emulation: DynamoDB-stream-shaped batches, in order, at least once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
+from chalicelib.items import from_item, to_item
+from chalicelib.local.stream import LocalStreamPoller
+from chalicelib.models import Label
+from chalicelib.stream_events import inserted_image_ids
+from tests.contract.test_label_table import T0, new_record
+from tests.support import poll
+
+ARN = "arn:aws:dynamodb:local:000000000000:table/ImageLabels/stream/test"
+
+
+class RecordingHandler:
+    def __init__(self, failures: int = 0) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.failures = failures
+
+    def __call__(self, event: dict[str, Any], context: Any) -> None:
+        self.events.append(event)
+        if len(self.events) <= self.failures:
+            raise RuntimeError("handler crashed")
+
+
+def poller(
+    database: SqliteDatabase, handler: RecordingHandler, batch: int = 10
+) -> LocalStreamPoller:
+    return LocalStreamPoller(SqliteChangeLog(database), handler, ARN, batch, poll_seconds=0.01)
+
+
+def test_insert_arrives_as_a_dynamodb_stream_insert_record(
+    database: SqliteDatabase, sqlite_table: SqliteLabelTable
+) -> None:
+    record = new_record()
+    sqlite_table.insert(record)
+    handler = RecordingHandler()
+    assert poller(database, handler).deliver_pending() == 1
+    [stream_record] = handler.events[0]["Records"]
+    assert stream_record["eventName"] == "INSERT"
+    assert stream_record["eventSource"] == "aws:dynamodb"
+    assert stream_record["eventSourceARN"] == ARN
+    body = stream_record["dynamodb"]
+    assert body["Keys"] == {"Id": {"S": record.image_id}}
+    assert body["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert isinstance(body["ApproximateCreationDateTime"], int)
+    assert body["NewImage"]["Status"] == {"S": "NOT_CLASSIFIED"}
+    assert body["NewImage"]["Image"]["M"]["Width"] == {"N": "640"}
+    assert "OldImage" not in body
+
+
+def test_changes_arrive_as_modify_records_with_both_images(
+    database: SqliteDatabase, sqlite_table: SqliteLabelTable
+) -> None:
+    record = new_record()
+    sqlite_table.insert(record)
+    sqlite_table.complete(record.image_id, (Label("pug", 0.25),), "m", T0)
+    handler = RecordingHandler()
+    poller(database, handler).deliver_pending()
+    insert, modify = handler.events[0]["Records"]
+    assert modify["eventName"] == "MODIFY"
+    assert modify["dynamodb"]["OldImage"]["Status"] == {"S": "NOT_CLASSIFIED"}
+    assert modify["dynamodb"]["NewImage"]["Labels"]["L"][0]["M"]["Score"] == {"N": "0.25"}
+    assert int(insert["dynamodb"]["SequenceNumber"]) < int(modify["dynamodb"]["SequenceNumber"])
+    assert inserted_image_ids(handler.events[0]["Records"]) == [record.image_id]
+
+
+def test_batches_respect_the_batch_size_and_keep_order(
+    database: SqliteDatabase, sqlite_table: SqliteLabelTable
+) -> None:
+    records = [new_record() for _ in range(5)]
+    for record in records:
+        sqlite_table.insert(record)
+    handler = RecordingHandler()
+    stream = poller(database, handler, batch=2)
+    assert [stream.deliver_pending() for _ in range(4)] == [2, 2, 1, 0]
+    delivered = [inserted_image_ids(event["Records"]) for event in handler.events]
+    assert delivered == [[r.image_id for r in records[i : i + 2]] for i in (0, 2, 4)]
+
+
+def test_failed_batch_is_delivered_again(
+    database: SqliteDatabase, sqlite_table: SqliteLabelTable
+) -> None:
+    record = new_record()
+    sqlite_table.insert(record)
+    handler = RecordingHandler(failures=1)
+    stream = poller(database, handler)
+    with pytest.raises(RuntimeError):
+        stream.deliver_pending()
+    assert stream.deliver_pending() == 1
+    assert handler.events[0] == handler.events[1]
+
+
+def test_a_new_process_resumes_where_the_last_one_stopped(tmp_path: Path) -> None:
+    path = tmp_path / "labels.sqlite3"
+    first_db = SqliteDatabase(path)
+    table = SqliteLabelTable(first_db)
+    done, pending = new_record(), new_record()
+    table.insert(done)
+    poller(first_db, RecordingHandler()).deliver_pending()
+    table.insert(pending)
+    first_db.close()  # the server stops before the second insert is delivered
+
+    handler = RecordingHandler()
+    poller(SqliteDatabase(path), handler).deliver_pending()
+    assert [inserted_image_ids(event["Records"]) for event in handler.events] == [
+        [pending.image_id]
+    ]
+
+
+def test_background_thread_delivers_without_being_asked(
+    database: SqliteDatabase, sqlite_table: SqliteLabelTable
+) -> None:
+    handler = RecordingHandler(failures=1)
+    stream = poller(database, handler)
+    stream.start()
+    try:
+        record = new_record()
+        sqlite_table.insert(record)
+        poll(lambda: len(handler.events), lambda count: count >= 2, timeout=10)
+    finally:
+        stream.stop()
+    assert len(handler.events) >= 2, "the poller did not retry the failed batch"
+    assert inserted_image_ids(handler.events[-1]["Records"]) == [record.image_id]
+
+
+def test_inserted_image_ids_ignores_other_events_and_malformed_records() -> None:
+    insert = {"eventName": "INSERT", "dynamodb": {"Keys": {"Id": {"S": "a"}}}}
+    records: list[dict[str, Any]] = [
+        insert,
+        {"eventName": "MODIFY", "dynamodb": {"Keys": {"Id": {"S": "b"}}}},
+        {"eventName": "REMOVE", "dynamodb": {"Keys": {"Id": {"S": "c"}}}},
+        {"eventName": "INSERT", "dynamodb": {"Keys": {"Id": {"N": "1"}}}},
+        {"eventName": "INSERT"},
+    ]
+    assert inserted_image_ids(records) == ["a"]
+
+
+def test_item_round_trips_through_the_stored_shape() -> None:
+    record = new_record().classified((Label("pug", 0.5),), "m", T0)
+    assert from_item(to_item(record)) == record
+    assert to_item(record)["Label"] == "pug"
