@@ -57,5 +57,10 @@ class ChaliceLocal:
             self._process.kill()
             self._process.wait()
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "not started"
+        return self._process.pid
+
     def log(self) -> str:
         return self._log_path.read_text(errors="replace")[-3000:]
