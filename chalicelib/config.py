@@ -38,6 +38,23 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class AwsSettings:
+    """Where the AWS backend and the SageMaker labeller find their resources.
+
+    Endpoint overrides for tests and local runs go through boto3's own variables
+    (AWS_ENDPOINT_URL, AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME, ...), so the code is the same
+    as in Lambda.
+    """
+
+    region: str = "us-west-2"
+    bucket: str = ""
+    table: str = "ImageLabels"
+    sagemaker_endpoint: str = ""
+    sagemaker_max_attempts: int = 4
+    sagemaker_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
 class Settings:
     backend: str = "local"
     labeller: str = "onnx"
@@ -51,10 +68,12 @@ class Settings:
     stream_poll_seconds: float = 0.05
     onnx_threads: int = 0
     local_stream: bool = True
+    aws: AwsSettings = AwsSettings()
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        env = _Reader(os.environ if environ is None else environ)
+        env_source = os.environ if environ is None else environ
+        env = _Reader(env_source)
         return cls(
             backend=env.choice("BACKEND", BACKENDS, "local"),
             labeller=env.choice("LABELLER", LABELLERS, "onnx"),
@@ -78,7 +97,22 @@ class Settings:
             stream_poll_seconds=env.number("STREAM_POLL_SECONDS", 0.05),
             onnx_threads=env.integer("ONNX_THREADS", 0, minimum=0),
             local_stream=env.flag("LOCAL_STREAM", True),
+            aws=AwsSettings(
+                region=env.text("AWS_REGION", _lambda_region(env_source) or AwsSettings.region),
+                bucket=env.text("BUCKET", ""),
+                table=env.text("TABLE", AwsSettings.table),
+                sagemaker_endpoint=env.text("SAGEMAKER_ENDPOINT", ""),
+                sagemaker_max_attempts=env.integer(
+                    "SAGEMAKER_MAX_ATTEMPTS", AwsSettings.sagemaker_max_attempts
+                ),
+                sagemaker_timeout=env.number("SAGEMAKER_TIMEOUT", AwsSettings.sagemaker_timeout),
+            ),
         )
+
+
+def _lambda_region(environ: Mapping[str, str]) -> str:
+    """The region Lambda (or the AWS CLI convention) names."""
+    return environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or ""
 
 
 def stream_arn(environ: Mapping[str, str] | None = None) -> str:

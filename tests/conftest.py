@@ -11,6 +11,8 @@ from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
 from chalicelib.config import DEFAULT_MODEL_PATH, Limits
 from tests.support import LoopbackServer, loopback_server
 
+pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.sagemaker"]
+
 
 @pytest.fixture(scope="session")
 def onnx_labeller() -> OnnxLabeller:
