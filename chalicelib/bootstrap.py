@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.config import ConfigError, Settings
 from chalicelib.fetch import GuardedFetcher
-from chalicelib.local.stream import LocalStreamPoller, StreamHandler
+from chalicelib.local.stream import (
+    LocalStreamPoller,
+    SqliteStreamSource,
+    StreamHandler,
+    StreamSource,
+)
 from chalicelib.ports import ImageStore, Labeller, LabelTable
 from chalicelib.service import ImageService
 
@@ -44,7 +50,18 @@ def _storage(settings: Settings) -> tuple[ImageStore, LabelTable, SqliteDatabase
         database = SqliteDatabase(settings.data_dir / DATABASE_FILE)
         store = FolderImageStore(settings.data_dir / IMAGES_FOLDER)
         return store, SqliteLabelTable(database), database
-    raise ConfigError(f"backend {settings.backend!r} is not available in this build")
+    from chalicelib.adapters.dynamodb import DynamoDBLabelTable
+    from chalicelib.adapters.s3 import S3ImageStore
+
+    if not settings.aws.bucket:
+        raise ConfigError("IMAGELABELLER_BUCKET is required with the aws backend")
+    s3 = _aws_client("s3", settings)
+    dynamodb = _aws_client("dynamodb", settings)
+    return (
+        S3ImageStore(s3, settings.aws.bucket),
+        DynamoDBLabelTable(dynamodb, settings.aws.table),
+        None,
+    )
 
 
 def _labeller(settings: Settings) -> Labeller:
@@ -52,7 +69,15 @@ def _labeller(settings: Settings) -> Labeller:
         return OnnxLabeller(
             settings.model_path, settings.limits.max_image_pixels, settings.onnx_threads
         )
-    raise ConfigError(f"labeller {settings.labeller!r} is not available in this build")
+    from chalicelib.adapters.sagemaker import create_sagemaker_labeller
+
+    return create_sagemaker_labeller(settings.aws, settings.limits.max_image_pixels)
+
+
+def _aws_client(service: str, settings: Settings) -> Any:
+    import boto3  # the Lambda runtime provides it; local mode installs it
+
+    return boto3.client(service, region_name=settings.aws.region)
 
 
 _lock = threading.Lock()
@@ -78,13 +103,25 @@ def get_service() -> ImageService:
 
 
 def local_stream_poller(handler: StreamHandler, stream_arn: str) -> LocalStreamPoller:
+    """The stream emulation `chalice local` runs, reading the backend's own stream."""
     built = components()
-    if built.database is None:
-        raise ConfigError("the local stream emulation needs the local backend")
     return LocalStreamPoller(
-        SqliteChangeLog(built.database),
+        _stream_source(built, stream_arn),
         handler,
-        stream_arn=stream_arn,
         batch_size=built.settings.stream_batch_size,
         poll_seconds=built.settings.stream_poll_seconds,
     )
+
+
+def _stream_source(built: Components, stream_arn: str) -> StreamSource:
+    if built.database is not None:
+        return SqliteStreamSource(SqliteChangeLog(built.database), stream_arn)
+    from chalicelib.local.dynamodb_streams import DynamoDBStreamSource
+
+    table = _aws_client("dynamodb", built.settings).describe_table(
+        TableName=built.settings.aws.table
+    )["Table"]
+    if "LatestStreamArn" not in table:
+        raise ConfigError(f"table {built.settings.aws.table} has no stream")
+    streams = _aws_client("dynamodbstreams", built.settings)
+    return DynamoDBStreamSource(streams, table["LatestStreamArn"])

@@ -12,7 +12,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.models import ImageInfo, ImageRecord, Label, Status
+from chalicelib.models import ImageInfo, ImageRecord, Label, Status, legacy_label
 
 Item = dict[str, Any]
 
@@ -40,8 +40,36 @@ def to_item(record: ImageRecord) -> Item:
     }
     item.update({key: value for key, value in optional.items() if value is not None})
     if record.labels:
-        item["Labels"] = [{"Name": label.name, "Score": label.score} for label in record.labels]
+        item["Labels"] = labels_item(record.labels)
     return item
+
+
+def labels_item(labels: tuple[Label, ...]) -> list[dict[str, Any]]:
+    return [{"Name": label.name, "Score": label.score} for label in labels]
+
+
+def classified_changes(labels: tuple[Label, ...], model: str, at: datetime) -> Item:
+    """The attributes that labelling a pending record sets."""
+    return {
+        "Status": Status.CLASSIFIED.value,
+        "Label": legacy_label(Status.CLASSIFIED, labels),
+        "Labels": labels_item(labels),
+        "Model": model,
+        "LabelledAt": at.isoformat(),
+    }
+
+
+def failed_changes(error: str, model: str | None, at: datetime) -> Item:
+    """The attributes that failing a pending record sets."""
+    changes: Item = {
+        "Status": Status.FAILED.value,
+        "Label": legacy_label(Status.FAILED, ()),
+        "Error": error,
+        "LabelledAt": at.isoformat(),
+    }
+    if model is not None:
+        changes["Model"] = model
+    return changes
 
 
 def from_item(item: Mapping[str, Any]) -> ImageRecord:
@@ -68,6 +96,17 @@ def from_item(item: Mapping[str, Any]) -> ImageRecord:
         labelled_at=datetime.fromisoformat(labelled_at) if labelled_at else None,
         attempts=int(item.get("Attempts", 0)),
     )
+
+
+def plain_numbers(value: Any) -> Any:
+    """Decimals (as boto3 reads DynamoDB numbers) back to int or float."""
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, dict):
+        return {key: plain_numbers(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [plain_numbers(inner) for inner in value]
+    return value
 
 
 def with_decimals(value: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 LEGACY_LABEL_COUNT = 5
@@ -59,18 +59,14 @@ class ImageRecord:
 
     @property
     def legacy_label(self) -> str:
-        """The original GetImageLabel answer: top-5 names joined by ', ', or the status."""
-        if self.status is Status.CLASSIFIED:
-            return ", ".join(label.name for label in self.labels[:LEGACY_LABEL_COUNT])
-        return str(self.status.value)
+        return legacy_label(self.status, self.labels)
 
-    def classified(self, labels: tuple[Label, ...], model: str, at: datetime) -> ImageRecord:
-        return replace(
-            self, status=Status.CLASSIFIED, labels=labels, model=model, error=None, labelled_at=at
-        )
 
-    def failed(self, error: str, model: str | None, at: datetime) -> ImageRecord:
-        return replace(self, status=Status.FAILED, error=error, model=model, labelled_at=at)
+def legacy_label(status: Status, labels: tuple[Label, ...]) -> str:
+    """The original GetImageLabel answer: top-5 names joined by ', ', or the status."""
+    if status is Status.CLASSIFIED:
+        return ", ".join(label.name for label in labels[:LEGACY_LABEL_COUNT])
+    return str(status.value)
 
 
 def utc_now() -> datetime:

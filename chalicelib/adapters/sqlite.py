@@ -11,7 +11,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.errors import DuplicateImageId
-from chalicelib.items import Item, from_item, to_item
+from chalicelib.items import Item, classified_changes, failed_changes, from_item, to_item
 from chalicelib.models import ImageRecord, Label, Status
 
 SCHEMA = """
@@ -98,10 +98,10 @@ class SqliteLabelTable:
         return from_item(json.loads(rows[0][0])) if rows else None
 
     def complete(self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime) -> bool:
-        return self._finish(image_id, lambda record: record.classified(labels, model, at))
+        return self._finish(image_id, classified_changes(labels, model, at))
 
     def fail(self, image_id: str, error: str, model: str | None, at: datetime) -> bool:
-        return self._finish(image_id, lambda record: record.failed(error, model, at))
+        return self._finish(image_id, failed_changes(error, model, at))
 
     def count_attempt(self, image_id: str) -> int:
         with self._db.transaction() as connection:
@@ -112,12 +112,12 @@ class SqliteLabelTable:
             _write(connection, image_id, old, new)
             return int(new["Attempts"])
 
-    def _finish(self, image_id: str, change: Callable[[ImageRecord], ImageRecord]) -> bool:
+    def _finish(self, image_id: str, changes: Item) -> bool:
         with self._db.transaction() as connection:
             old = _current_item(connection, image_id)
             if old is None or old["Status"] != Status.NOT_CLASSIFIED.value:
                 return False
-            _write(connection, image_id, old, to_item(change(from_item(old))))
+            _write(connection, image_id, old, {**old, **changes})
             return True
 
 

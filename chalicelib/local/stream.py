@@ -1,10 +1,12 @@
-"""The DynamoDB stream, emulated for `chalice local`.
+"""The DynamoDB stream's event source, emulated for `chalice local` (it runs none).
 
-A daemon thread reads the SQLite change log in order, turns each change into a
-DynamoDB-stream-shaped record and calls the very same handler Lambda would call, in
-batches. Its checkpoint moves only after the handler returns, so a batch interrupted by a
-crash or a stop is delivered again on the next start (the handler is idempotent). A batch
-whose handler raises is retried with backoff, as Lambda retries a shard.
+A daemon thread reads a stream source in order and calls the very same handler Lambda
+would call, with DynamoDB-stream-shaped records in batches. Two sources: the SQLite
+change log (local backend) and DynamoDB Streams itself (AWS backend, e.g. on moto_server).
+A source moves its position only when a batch is acknowledged, after the handler returned,
+so a batch interrupted by a crash or a stop is delivered again (the handler is
+idempotent). A batch whose handler raises is retried with backoff, as Lambda retries a
+shard.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from chalicelib.adapters.sqlite import Change
-from chalicelib.stream_events import build_stream_record
+from chalicelib.adapters.sqlite import SqliteChangeLog
+from chalicelib.stream_events import StreamRecord, build_stream_record
 
 log = logging.getLogger(__name__)
 
@@ -27,12 +29,17 @@ MAX_BACKOFF_SECONDS = 10.0
 StreamHandler = Callable[[dict[str, Any], Any], Any]
 
 
-class ChangeLog(Protocol):
-    def read_after(self, seq: int, limit: int) -> list[Change]: ...
+@dataclass(frozen=True)
+class StreamBatch:
+    records: list[StreamRecord]
+    # Where the source stands once this batch is acknowledged (source-specific).
+    position: Any = field(default=None)
 
-    def checkpoint(self, consumer: str) -> int: ...
 
-    def save_checkpoint(self, consumer: str, seq: int) -> None: ...
+class StreamSource(Protocol):
+    def read(self, limit: int) -> StreamBatch: ...
+
+    def acknowledge(self, batch: StreamBatch) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -47,18 +54,45 @@ class LocalLambdaContext:
         return 900_000
 
 
+class SqliteStreamSource:
+    """The local backend's change log, as DynamoDB stream records."""
+
+    def __init__(self, change_log: SqliteChangeLog, stream_arn: str) -> None:
+        self._log = change_log
+        self._stream_arn = stream_arn
+
+    def read(self, limit: int) -> StreamBatch:
+        changes = self._log.read_after(self._log.checkpoint(CONSUMER), limit)
+        records = [
+            build_stream_record(
+                sequence_number=change.seq,
+                event_name=change.event_name,
+                image_id=change.image_id,
+                old_item=change.old_item,
+                new_item=change.new_item,
+                created_at=change.created_at,
+                stream_arn=self._stream_arn,
+                region=LOCAL_REGION,
+            )
+            for change in changes
+        ]
+        return StreamBatch(records, changes[-1].seq if changes else None)
+
+    def acknowledge(self, batch: StreamBatch) -> None:
+        if batch.position is not None:
+            self._log.save_checkpoint(CONSUMER, batch.position)
+
+
 class LocalStreamPoller:
     def __init__(
         self,
-        change_log: ChangeLog,
+        source: StreamSource,
         handler: StreamHandler,
-        stream_arn: str,
         batch_size: int,
         poll_seconds: float,
     ) -> None:
-        self._log = change_log
+        self._source = source
         self._handler = handler
-        self._stream_arn = stream_arn
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()
@@ -76,14 +110,12 @@ class LocalStreamPoller:
 
     def deliver_pending(self) -> int:
         """Deliver one batch if there is one; returns how many records it held."""
-        position = self._log.checkpoint(CONSUMER)
-        changes = self._log.read_after(position, self._batch_size)
-        if not changes:
+        batch = self._source.read(self._batch_size)
+        if not batch.records:
             return 0
-        event = {"Records": [self._record(change) for change in changes]}
-        self._handler(event, LocalLambdaContext())
-        self._log.save_checkpoint(CONSUMER, changes[-1].seq)
-        return len(changes)
+        self._handler({"Records": batch.records}, LocalLambdaContext())
+        self._source.acknowledge(batch)
+        return len(batch.records)
 
     def _run(self) -> None:
         failures = 0
@@ -99,18 +131,6 @@ class LocalStreamPoller:
                 continue
             if delivered < self._batch_size:
                 self._stop.wait(self._poll_seconds)
-
-    def _record(self, change: Change) -> dict[str, Any]:
-        return build_stream_record(
-            sequence_number=change.seq,
-            event_name=change.event_name,
-            image_id=change.image_id,
-            old_item=change.old_item,
-            new_item=change.new_item,
-            created_at=change.created_at,
-            stream_arn=self._stream_arn,
-            region=LOCAL_REGION,
-        )
 
 
 _running: LocalStreamPoller | None = None

@@ -11,8 +11,9 @@ import pytest
 from chalice.test import Client
 
 from app import app
+from chalicelib.adapters.sqlite import SqliteChangeLog
 from chalicelib.bootstrap import components
-from chalicelib.local.stream import LocalStreamPoller
+from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from tests.support import LoopbackServer, photo_jpeg, photo_png, solid_image
 
 JSON = {"Content-Type": "application/json"}
@@ -41,12 +42,9 @@ def deliver_stream(client: Client) -> None:
     """Hand everything on the change log to the stream handler, as Lambda would."""
     database = components().database
     assert database is not None
-    from chalicelib.adapters.sqlite import SqliteChangeLog
-
     stream = LocalStreamPoller(
-        SqliteChangeLog(database),
+        SqliteStreamSource(SqliteChangeLog(database), "arn:test"),
         lambda event, context: client.lambda_.invoke("label_new_images", event),
-        stream_arn="arn:test",
         batch_size=16,
         poll_seconds=0.01,
     )

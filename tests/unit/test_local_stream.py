@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -9,8 +10,8 @@ import pytest
 
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.items import from_item, to_item
-from chalicelib.local.stream import LocalStreamPoller
-from chalicelib.models import Label
+from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
+from chalicelib.models import Label, Status
 from chalicelib.stream_events import inserted_image_ids
 from tests.contract.test_label_table import T0, new_record
 from tests.support import poll
@@ -32,7 +33,8 @@ class RecordingHandler:
 def poller(
     database: SqliteDatabase, handler: RecordingHandler, batch: int = 10
 ) -> LocalStreamPoller:
-    return LocalStreamPoller(SqliteChangeLog(database), handler, ARN, batch, poll_seconds=0.01)
+    source = SqliteStreamSource(SqliteChangeLog(database), ARN)
+    return LocalStreamPoller(source, handler, batch, poll_seconds=0.01)
 
 
 def test_insert_arrives_as_a_dynamodb_stream_insert_record(
@@ -143,6 +145,12 @@ def test_inserted_image_ids_ignores_other_events_and_malformed_records() -> None
 
 
 def test_item_round_trips_through_the_stored_shape() -> None:
-    record = new_record().classified((Label("pug", 0.5),), "m", T0)
+    record = replace(
+        new_record(),
+        status=Status.CLASSIFIED,
+        labels=(Label("pug", 0.5),),
+        model="m",
+        labelled_at=T0,
+    )
     assert from_item(to_item(record)) == record
     assert to_item(record)["Label"] == "pug"

@@ -1,0 +1,34 @@
+"""ImageStore on the S3 bucket `open-devops-images-<region>-<account>`: key = image id."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.errors import StoredImageMissing
+
+MISSING_CODES = ("NoSuchKey", "404", "NotFound")
+
+
+class S3ImageStore:
+    def __init__(self, client: Any, bucket: str) -> None:
+        self._client = client
+        self._bucket = bucket
+
+    def put(self, image_id: str, data: bytes, content_type: str) -> None:
+        self._client.put_object(
+            Bucket=self._bucket, Key=image_id, Body=data, ContentType=content_type
+        )
+
+    def get(self, image_id: str) -> bytes:
+        try:
+            answer = self._client.get_object(Bucket=self._bucket, Key=image_id)
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) in MISSING_CODES:
+                raise StoredImageMissing(f"no object {image_id} in {self._bucket}") from None
+            raise
+        return bytes(answer["Body"].read())
+
+    def delete(self, image_id: str) -> None:
+        self._client.delete_object(Bucket=self._bucket, Key=image_id)

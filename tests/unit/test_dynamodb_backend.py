@@ -1,0 +1,81 @@
+"""The AWS backend on moto in process: the stored item's shape and the stream it feeds."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+
+from chalicelib.adapters.dynamodb import DynamoDBLabelTable
+from chalicelib.local.dynamodb_streams import DynamoDBStreamSource
+from chalicelib.models import Label
+from chalicelib.stream_events import inserted_image_ids
+from tests.contract.test_label_table import T0, new_record
+from tests.fixtures.aws import REGION, TABLE
+
+
+def stream_source(dynamodb_client: Any) -> DynamoDBStreamSource:
+    arn = dynamodb_client.describe_table(TableName=TABLE)["Table"]["LatestStreamArn"]
+    return DynamoDBStreamSource(boto3.client("dynamodbstreams", region_name=REGION), arn)
+
+
+def test_item_keeps_the_original_id_and_label_attributes(
+    dynamodb_client: Any, dynamodb_table: DynamoDBLabelTable
+) -> None:
+    record = new_record()
+    dynamodb_table.insert(record)
+    dynamodb_table.complete(record.image_id, (Label("espresso", 0.95), Label("cup", 0.01)), "m", T0)
+    item = dynamodb_client.get_item(TableName=TABLE, Key={"Id": {"S": record.image_id}})["Item"]
+    assert item["Id"] == {"S": record.image_id}
+    assert item["Label"] == {"S": "espresso, cup"}
+    assert item["Status"] == {"S": "CLASSIFIED"}
+    assert item["Labels"]["L"][0]["M"] == {"Name": {"S": "espresso"}, "Score": {"N": "0.95"}}
+
+
+def test_stream_source_hands_over_inserts_shaped_as_lambda_delivers_them(
+    dynamodb_client: Any, dynamodb_table: DynamoDBLabelTable
+) -> None:
+    source = stream_source(dynamodb_client)
+    first, second = new_record(), new_record()
+    dynamodb_table.insert(first)
+    dynamodb_table.insert(second)
+    batch = source.read(10)
+    assert inserted_image_ids(batch.records) == [first.image_id, second.image_id]
+    record = batch.records[0]
+    assert record["eventSourceARN"].endswith(
+        dynamodb_client.describe_table(TableName=TABLE)["Table"]["LatestStreamLabel"]
+    )
+    assert isinstance(record["dynamodb"]["ApproximateCreationDateTime"], int)
+    assert record["dynamodb"]["NewImage"]["Status"] == {"S": "NOT_CLASSIFIED"}
+
+
+def test_unacknowledged_batch_is_read_again_and_acknowledged_one_is_not(
+    dynamodb_client: Any, dynamodb_table: DynamoDBLabelTable
+) -> None:
+    source = stream_source(dynamodb_client)
+    record = new_record()
+    dynamodb_table.insert(record)
+    first_read = source.read(10)
+    assert source.read(10).records == first_read.records
+    source.acknowledge(first_read)
+    assert source.read(10).records == []
+    dynamodb_table.complete(record.image_id, (Label("pug", 0.5),), "m", T0)
+    [modify] = source.read(10).records
+    assert modify["eventName"] == "MODIFY"
+    assert modify["dynamodb"]["OldImage"]["Status"] == {"S": "NOT_CLASSIFIED"}
+    assert modify["dynamodb"]["NewImage"]["Status"] == {"S": "CLASSIFIED"}
+
+
+def test_batches_respect_the_limit(
+    dynamodb_client: Any, dynamodb_table: DynamoDBLabelTable
+) -> None:
+    source = stream_source(dynamodb_client)
+    records = [new_record() for _ in range(5)]
+    for record in records:
+        dynamodb_table.insert(record)
+    delivered = []
+    while (batch := source.read(2)).records:
+        assert len(batch.records) <= 2
+        delivered += inserted_image_ids(batch.records)
+        source.acknowledge(batch)
+    assert delivered == [record.image_id for record in records]
