@@ -1,4 +1,4 @@
-"""The Labeller contract, run against every labeller (ONNX now)."""
+"""The Labeller contract, run against every labeller (ONNX in process, SageMaker endpoint)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from chalicelib.ports import Labeller
 from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png
 
 
-@pytest.fixture(params=["onnx"])
+@pytest.fixture(params=["onnx", "sagemaker"])
 def labeller(request: pytest.FixtureRequest) -> Labeller:
     chosen: Labeller = request.getfixturevalue(f"{request.param}_labeller")
     return chosen

@@ -1,0 +1,317 @@
+"""The SageMaker labeller over real HTTP against the local InvokeEndpoint server."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from chalicelib.adapters.files import FolderImageStore
+from chalicelib.adapters.sagemaker import (
+    SageMakerLabeller,
+    UnexpectedAnswer,
+    class_scores,
+    create_sagemaker_labeller,
+    labels_from_answer,
+)
+from chalicelib.adapters.sqlite import SqliteLabelTable
+from chalicelib.config import AwsSettings, ConfigError, Limits, Settings
+from chalicelib.errors import LabellerUnavailable
+from chalicelib.models import Status
+from chalicelib.service import ImageService, LabellingRetryNeeded
+from localaws.sagemaker_runtime import Fault, LocalSageMakerRuntime
+from tests.fixtures.sagemaker import (
+    SAGEMAKER_ENDPOINT,
+    SAGEMAKER_REGION,
+    TEST_MAX_ATTEMPTS,
+    SageMakerLabellerFactory,
+    sagemaker_client,
+)
+from tests.support import EXPECTED_TOP_LABELS, encode, free_port, photo_png
+
+EXIF_ORIENTATION = 0x0112
+MAX_PIXELS = Limits().max_image_pixels
+
+
+def answer_body(scores: list[float]) -> bytes:
+    return json.dumps({"predictions": [scores]}).encode()
+
+
+def one_hot(index: int, value: float = 0.9) -> list[float]:
+    rest = (1.0 - value) / 1000
+    return [value if i == index else rest for i in range(1001)]
+
+
+class NoFetching:
+    def fetch(self, url: str) -> bytes:
+        raise AssertionError("these tests upload their images")
+
+
+# The endpoint's answer
+
+
+def test_labels_never_include_background_even_when_it_scores_highest() -> None:
+    scores = one_hot(0, 0.9)
+    scores[1 + 967] = 0.05  # ImageNet class 967, "espresso", is index 968 of the answer
+    scores = [score / sum(scores) for score in scores]
+    labels = labels_from_answer(answer_body(scores), top_k=1000)
+    assert labels[0].name == "espresso"
+    assert len(labels) == 1000
+    assert "background" not in {label.name for label in labels}
+
+
+def test_probabilities_are_kept_and_logits_become_probabilities() -> None:
+    probabilities = one_hot(5)
+    assert class_scores(answer_body(probabilities)).tolist() == pytest.approx(probabilities)
+    logits = [float(i % 7) for i in range(1001)]
+    scores = class_scores(answer_body(logits))
+    assert scores.sum() == pytest.approx(1.0)
+    assert int(np.argmax(scores)) == int(np.argmax(logits))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"<html>502 Bad Gateway</html>",
+        b"\xff\xd8 not utf-8 either",
+        b'{"labels": ["tabby"]}',
+        b"[[0.5, 0.5]]",
+        answer_body([0.001] * 1000),
+        json.dumps({"predictions": [one_hot(3), one_hot(4)]}).encode(),
+        json.dumps({"predictions": [["a"] * 1001]}).encode(),
+        answer_body([float("nan")] * 1001),
+    ],
+)
+def test_an_answer_that_is_not_the_prediction_json_is_refused(body: bytes) -> None:
+    with pytest.raises(UnexpectedAnswer):
+        class_scores(body)
+
+
+# What the endpoint is sent
+
+
+def test_the_endpoint_gets_a_small_rgb_jpeg_as_an_x_image(
+    sagemaker_labeller: SageMakerLabeller, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    large_rgba = encode(Image.new("RGBA", (1600, 1200), (10, 200, 10, 128)), "PNG")
+    [outcome] = sagemaker_labeller.label([large_rgba], top_k=5)
+    assert outcome.ok
+    [invocation] = sagemaker_server.invocations
+    assert (invocation.endpoint, invocation.content_type, invocation.accept) == (
+        SAGEMAKER_ENDPOINT,
+        "application/x-image",
+        "application/json",
+    )
+    with Image.open(io.BytesIO(invocation.body)) as sent:
+        assert (sent.format, sent.mode, sent.size) == ("JPEG", "RGB", (683, 512))
+
+
+def test_the_endpoint_gets_the_image_upright(
+    sagemaker_labeller: SageMakerLabeller, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    exif = Image.Exif()
+    exif[EXIF_ORIENTATION] = 6  # shown rotated 90 degrees clockwise
+    sideways = encode(Image.new("RGB", (640, 480), (200, 30, 30)), "JPEG", exif=exif.tobytes())
+    sagemaker_labeller.label([sideways], top_k=5)
+    [invocation] = sagemaker_server.invocations
+    with Image.open(io.BytesIO(invocation.body)) as sent:
+        assert sent.size == (480, 640)
+        assert EXIF_ORIENTATION not in sent.getexif()
+
+
+def test_the_labeller_never_returns_background_from_the_endpoint(
+    sagemaker_labeller: SageMakerLabeller,
+) -> None:
+    [outcome] = sagemaker_labeller.label([photo_png("chelsea")], top_k=1000)
+    assert len(outcome.labels) == 1000
+    assert "background" not in {label.name for label in outcome.labels}
+    assert outcome.labels[0].name in EXPECTED_TOP_LABELS["chelsea"]
+
+
+def test_an_undecodable_image_is_its_own_error_and_never_sent(
+    sagemaker_labeller: SageMakerLabeller, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    [outcome] = sagemaker_labeller.label([b"not an image at all"], top_k=5)
+    assert outcome.error is not None and "could not be decoded" in outcome.error
+    assert sagemaker_server.request_count == 0
+
+
+# Faults
+
+
+def test_throttled_twice_then_answering_is_labelled(
+    sagemaker_labeller: SageMakerLabeller, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    sagemaker_server.inject(Fault.THROTTLING, times=2)
+    [outcome] = sagemaker_labeller.label([photo_png("coffee")], top_k=5)
+    assert outcome.labels[0].name == "espresso"
+    assert sagemaker_server.request_count == 3
+
+
+def test_unavailable_on_every_try_raises_after_the_configured_attempts(
+    sagemaker_labeller: SageMakerLabeller, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    sagemaker_server.inject(Fault.UNAVAILABLE, times=None)
+    with pytest.raises(LabellerUnavailable, match=SAGEMAKER_ENDPOINT):
+        sagemaker_labeller.label([photo_png("coffee")], top_k=5)
+    assert sagemaker_server.request_count == TEST_MAX_ATTEMPTS
+
+
+def test_unknown_endpoint_is_unavailable_and_named_without_retries(
+    sagemaker_labeller_factory: SageMakerLabellerFactory, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    labeller = sagemaker_labeller_factory(endpoint="no-such-endpoint")
+    with pytest.raises(LabellerUnavailable, match="no-such-endpoint") as raised:
+        labeller.label([photo_png("coffee")], top_k=5)
+    assert "not found" in str(raised.value)
+    assert sagemaker_server.request_count == 1
+
+
+def test_unknown_endpoint_fails_a_whole_batch_without_calling_for_every_image(
+    sagemaker_labeller_factory: SageMakerLabellerFactory, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    labeller = sagemaker_labeller_factory(endpoint="no-such-endpoint", max_workers=1)
+    batch = [photo_png(name) for name in sorted(EXPECTED_TOP_LABELS)] * 3
+    with pytest.raises(LabellerUnavailable, match="no-such-endpoint"):
+        labeller.label(batch, top_k=5)
+    assert sagemaker_server.request_count < len(batch)
+
+
+def test_unreachable_endpoint_is_unavailable() -> None:
+    client = sagemaker_client(f"http://127.0.0.1:{free_port()}", max_attempts=2)
+    labeller = SageMakerLabeller(client, SAGEMAKER_ENDPOINT, MAX_PIXELS)
+    try:
+        with pytest.raises(LabellerUnavailable, match=f"{SAGEMAKER_ENDPOINT} could not be"):
+            labeller.label([photo_png("coffee")], top_k=5)
+    finally:
+        client.close()
+
+
+def test_a_model_error_fails_that_image_and_the_rest_is_labelled(
+    sagemaker_labeller_factory: SageMakerLabellerFactory, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    labeller = sagemaker_labeller_factory(max_workers=1)  # one at a time: the first is refused
+    sagemaker_server.inject(Fault.MODEL_ERROR, times=1)
+    refused, labelled = labeller.label([photo_png("chelsea"), photo_png("coffee")], top_k=5)
+    assert refused.error is not None
+    assert refused.error.startswith("the model could not label this image: ")
+    assert "injected fault" in refused.error
+    assert labelled.labels[0].name == "espresso"
+    assert sagemaker_server.request_count == 2
+
+
+def test_a_crashed_model_container_makes_the_endpoint_unavailable(
+    sagemaker_labeller_factory: SageMakerLabellerFactory, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    labeller = sagemaker_labeller_factory(max_workers=1)
+    sagemaker_server.inject(Fault.MODEL_CRASH, times=None)
+    with pytest.raises(LabellerUnavailable, match=r"ModelError.*server error \(500\)"):
+        labeller.label([photo_png("coffee")], top_k=5)
+
+
+def test_an_unexpected_answer_fails_that_image_and_the_rest_is_labelled(
+    sagemaker_labeller_factory: SageMakerLabellerFactory, sagemaker_server: LocalSageMakerRuntime
+) -> None:
+    labeller = sagemaker_labeller_factory(max_workers=1)
+    sagemaker_server.inject(Fault.BAD_ANSWER, times=1)
+    garbled, labelled = labeller.label([photo_png("chelsea"), photo_png("coffee")], top_k=5)
+    assert garbled.error is not None and "unexpected answer" in garbled.error
+    assert labelled.labels[0].name == "espresso"
+
+
+# The local server answers as SageMaker does
+
+
+def test_local_server_answers_an_unknown_endpoint_with_a_validation_error(
+    sagemaker_server: LocalSageMakerRuntime,
+) -> None:
+    client = sagemaker_client(sagemaker_server.url)
+    try:
+        with pytest.raises(client.exceptions.ClientError) as raised:
+            client.invoke_endpoint(
+                EndpointName="nope", ContentType="application/x-image", Body=b"x"
+            )
+    finally:
+        client.close()
+    assert raised.value.response["Error"] == {
+        "Code": "ValidationError",
+        "Message": "Endpoint nope of account 123456789012 not found.",
+    }
+    assert raised.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+
+def test_local_server_answers_an_undecodable_body_with_a_model_error(
+    sagemaker_server: LocalSageMakerRuntime,
+) -> None:
+    client = sagemaker_client(sagemaker_server.url)
+    try:
+        with pytest.raises(client.exceptions.ModelError) as raised:
+            client.invoke_endpoint(
+                EndpointName=SAGEMAKER_ENDPOINT, ContentType="application/x-image", Body=b"x"
+            )
+    finally:
+        client.close()
+    answer = raised.value.response
+    assert answer["ResponseMetadata"]["HTTPStatusCode"] == 424
+    assert answer["OriginalStatusCode"] == 400
+    assert "not an image" in answer["OriginalMessage"]
+
+
+# The factory
+
+
+def test_factory_reaches_the_endpoint_named_by_boto3s_environment_variable(
+    aws_environment: None,
+    sagemaker_server: LocalSageMakerRuntime,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", sagemaker_server.url)
+    settings = AwsSettings(
+        region=SAGEMAKER_REGION, sagemaker_endpoint=SAGEMAKER_ENDPOINT, sagemaker_max_attempts=2
+    )
+    labeller = create_sagemaker_labeller(settings, MAX_PIXELS)
+    [outcome] = labeller.label([photo_png("coffee")], top_k=5)
+    assert outcome.labels[0].name == "espresso"
+    assert labeller.model_id == f"sagemaker/{SAGEMAKER_ENDPOINT}"
+    assert sagemaker_server.request_count == 1
+
+
+def test_factory_requires_an_endpoint_name() -> None:
+    with pytest.raises(ConfigError, match="IMAGELABELLER_SAGEMAKER_ENDPOINT"):
+        create_sagemaker_labeller(AwsSettings(sagemaker_endpoint=""), MAX_PIXELS)
+
+
+# The service on this labeller
+
+
+def test_lasting_endpoint_outage_ends_the_image_failed_naming_the_endpoint(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    sagemaker_labeller_factory: SageMakerLabellerFactory,
+    sagemaker_server: LocalSageMakerRuntime,
+) -> None:
+    max_attempts = Settings().label_max_attempts
+    service = ImageService(
+        store=folder_store,
+        table=sqlite_table,
+        labeller=sagemaker_labeller_factory(max_attempts=2),
+        fetcher=NoFetching(),
+        limits=Limits(),
+        max_attempts=max_attempts,
+    )
+    record = service.submit_upload(photo_png("coffee"))
+    sagemaker_server.inject(Fault.UNAVAILABLE, times=None)
+    for _ in range(max_attempts - 1):
+        with pytest.raises(LabellingRetryNeeded):
+            service.label_images([record.image_id])
+        assert service.get(record.image_id).status is Status.NOT_CLASSIFIED
+    report = service.label_images([record.image_id])
+    assert report.failed == [record.image_id]
+    failed = service.get(record.image_id)
+    assert failed.status is Status.FAILED
+    assert failed.error is not None and SAGEMAKER_ENDPOINT in failed.error
+    assert failed.model == f"sagemaker/{SAGEMAKER_ENDPOINT}"
+    assert sagemaker_server.request_count == max_attempts * 2
