@@ -43,4 +43,4 @@ bench: setup
 	$(VENV)/bin/python scripts/bench.py
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) chalicelib/models .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BUILD_VENV) chalicelib/models .chalice/deployments .pytest_cache .mypy_cache .ruff_cache

@@ -86,14 +86,21 @@ def center_crop_box(
     return (left, top, left + side, top + side)
 
 
+def crop_and_resize(image: Image.Image, size: int, crop_fraction: float) -> np.ndarray:
+    """The centre crop, bicubic-resized to size x size, as HWC uint8."""
+    box = center_crop_box(image.width, image.height, crop_fraction)
+    return np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, box=box))
+
+
+def normalise(pixels: Sequence[np.ndarray]) -> np.ndarray:
+    """EfficientNet-Lite input from HWC uint8 crops: (x - 127) / 128, NCHW float32."""
+    tensor = (np.stack(pixels).astype(np.float32) - 127.0) / 128.0
+    return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
+
+
 def preprocess(images: Sequence[Image.Image], size: int, crop_fraction: float) -> np.ndarray:
     """EfficientNet-Lite input: centre crop, bicubic resize, (x - 127) / 128, NCHW float32."""
-    batch = np.empty((len(images), size, size, 3), dtype=np.uint8)
-    for index, image in enumerate(images):
-        box = center_crop_box(image.width, image.height, crop_fraction)
-        batch[index] = np.asarray(image.resize((size, size), Image.Resampling.BICUBIC, box=box))
-    tensor = (batch.astype(np.float32) - 127.0) / 128.0
-    return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
+    return normalise([crop_and_resize(image, size, crop_fraction) for image in images])
 
 
 def media_type(format_name: str) -> str:

@@ -41,17 +41,18 @@ class OnnxLabeller:
 
     def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
         outcomes: list[LabelOutcome | None] = [None] * len(images)
-        decoded = []
+        # Each image is cut down to the model's input as soon as it is decoded, so a batch
+        # never holds more than one full-size image in memory.
+        crops: list[tuple[int, np.ndarray]] = []
         for index, data in enumerate(images):
             try:
-                decoded.append((index, self._decode(data)))
+                crops.append((index, self._model_pixels(data)))
             except ImageLabellerError as exc:
                 outcomes[index] = LabelOutcome(error=f"the image could not be decoded: {exc}")
-        if decoded:
-            tensor = imaging.preprocess([image for _, image in decoded], INPUT_SIZE, CROP_FRACTION)
-            probabilities = softmax(self.infer(tensor))
+        if crops:
+            probabilities = softmax(self.infer(imaging.normalise([crop for _, crop in crops])))
             names = imagenet_class_names()
-            for (index, _), row in zip(decoded, probabilities, strict=True):
+            for (index, _), row in zip(crops, probabilities, strict=True):
                 outcomes[index] = LabelOutcome(labels=top_labels(row, names, top_k))
         return [outcome for outcome in outcomes if outcome is not None]
 
@@ -63,8 +64,9 @@ class OnnxLabeller:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise LabellerUnavailable(f"the model failed to run: {exc}") from exc
 
-    def _decode(self, data: bytes) -> Any:
-        return imaging.decode_rgb(data, self._max_pixels, min_short_side=DECODE_SHORT_SIDE)
+    def _model_pixels(self, data: bytes) -> np.ndarray:
+        image = imaging.decode_rgb(data, self._max_pixels, min_short_side=DECODE_SHORT_SIDE)
+        return imaging.crop_and_resize(image, INPUT_SIZE, CROP_FRACTION)
 
     def _loaded_session(self) -> Any:
         if self._session is None:

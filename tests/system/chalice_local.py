@@ -1,4 +1,4 @@
-"""Start and stop the real `chalice local --stage local` process, as `make run` does."""
+"""Start and stop the real `chalice local` process, as `make run` does."""
 
 from __future__ import annotations
 
@@ -18,20 +18,29 @@ CHALICE = Path(sys.executable).parent / "chalice"
 
 
 class ChaliceLocal:
-    def __init__(self, data_dir: Path, log_path: Path, **settings: str) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        log_path: Path,
+        stage: str = "local",
+        environment: dict[str, str] | None = None,
+        **settings: str,
+    ) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._data_dir = data_dir
         self._log_path = log_path
+        self._stage = stage
+        self._environment = environment or {}
         self._settings = settings
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> ChaliceLocal:
-        env = dict(os.environ, IMAGELABELLER_DATA_DIR=str(self._data_dir))
+        env = dict(os.environ, IMAGELABELLER_DATA_DIR=str(self._data_dir), **self._environment)
         env.update(
             {f"IMAGELABELLER_{name.upper()}": value for name, value in self._settings.items()}
         )
-        command = [str(CHALICE), "local", "--stage", "local", "--port", str(self.port)]
+        command = [str(CHALICE), "local", "--stage", self._stage, "--port", str(self.port)]
         with open(self._log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [*command, "--no-autoreload"], cwd=ROOT, env=env, stdout=log, stderr=log

@@ -1,0 +1,515 @@
+"""`chalice package` for every deployed stage: the SAM template, its IAM, and the zip.
+
+The session fixture packages each stage once (the dependency build is cached in
+.chalice/deployments/, so only the first run in a checkout downloads wheels). Nothing here
+talks to AWS: account-dependent values stay CloudFormation intrinsics in the template,
+and the tests resolve them for a made-up deployment to compare exact ARNs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import subprocess
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from chalicelib import config
+from chalicelib.config import DEFAULT_MODEL_PATH, PLACEHOLDER_STREAM_ARN, Limits, Settings
+from tests.package.support import (
+    API_FUNCTION,
+    BUCKET_SCHEME,
+    CFN_LINT,
+    LAMBDA_GLIBC,
+    LAMBDA_UNZIPPED_LIMIT,
+    SAGEMAKER_ENDPOINT,
+    STAGES,
+    STREAM_EVENT,
+    STREAM_EXPORT,
+    STREAM_FUNCTION,
+    SUMMARY,
+    TABLE,
+    Deployment,
+    Packaged,
+    Stage,
+    as_list,
+    base_python,
+    chalice_deployments_lock,
+    chalice_package,
+    configured_stage_names,
+    elf_header,
+    iam_resource_types,
+    manylinux_glibc,
+    policy_statements,
+    wheel_tags,
+)
+from tests.support import photo_png
+
+# Packaging downloads Lambda wheels from PyPI the first time in a checkout.
+pytestmark = pytest.mark.timeout(900)
+
+# The account id AWS's own documentation uses in examples; only used to resolve templates.
+EXAMPLE_ACCOUNT_ID = "111122223333"
+API_GATEWAY_TIMEOUT_SECONDS = 29
+API_SIZING = (1024, 25)  # MemorySize MB, Timeout s
+STREAM_SIZING = {"onnx": (4096, 120), "sagemaker": (2048, 900)}
+STREAM_BATCH_SIZE = 16
+FUNCTION_NAMES = {API_FUNCTION: "api_handler", STREAM_FUNCTION: "label_new_images"}
+ROLES = {API_FUNCTION: "ApiHandlerRole", STREAM_FUNCTION: "LabelNewImagesRole"}
+LOG_GROUPS = {API_FUNCTION: "ApiHandlerLogGroup", STREAM_FUNCTION: "LabelNewImagesLogGroup"}
+MODEL_IN_ZIP = "chalicelib/models/efficientnet-lite0.onnx"
+CLASS_NAMES_IN_ZIP = "chalicelib/data/imagenet_classes.json"
+NATIVE_DISTRIBUTIONS = {"onnxruntime": "onnxruntime", "numpy": "numpy", "pillow": "PIL"}
+
+by_stage = pytest.mark.parametrize("stage", STAGES, ids=str)
+
+
+@pytest.fixture(scope="session")
+def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Packaged]:
+    out_dir = tmp_path_factory.mktemp("chalice-package")
+    # One stage after another: the first builds the cached zip that the others reuse.
+    with chalice_deployments_lock():
+        return {stage.name: chalice_package(stage, out_dir) for stage in STAGES}
+
+
+@pytest.fixture(scope="session")
+def unzipped(packages: dict[str, Packaged], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `test` stage's deployment.zip unpacked, as Lambda unpacks it into /var/task."""
+    task = tmp_path_factory.mktemp("var-task")
+    with zipfile.ZipFile(packages[STAGES[0].name].zip_path) as archive:
+        archive.extractall(task)
+    return task
+
+
+def deployment(stage: Stage) -> Deployment:
+    return Deployment(
+        region=stage.region,
+        account_id=EXAMPLE_ACCOUNT_ID,
+        stack_name=f"imagelabeller-{stage.name}",
+        exports={STREAM_EXPORT: stream_arn(stage)},
+    )
+
+
+def stream_arn(stage: Stage) -> str:
+    return (
+        f"arn:aws:dynamodb:{stage.region}:{EXAMPLE_ACCOUNT_ID}:table/{TABLE}"
+        "/stream/2026-11-26T05:00:00.000"
+    )
+
+
+def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
+    """(action, resource) pairs each role must be allowed, and nothing more."""
+    region, account = stage.region, EXAMPLE_ACCOUNT_ID
+    bucket = f"arn:aws:s3:::open-devops-images-{region}-{account}"
+    table = f"arn:aws:dynamodb:{region}:{account}:table/{TABLE}"
+
+    def logs(function: str) -> str:
+        stack = deployment(stage).stack_name
+        return f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{stack}-{function}:*"
+
+    api = {
+        ("s3:PutObject", f"{bucket}/*"),
+        ("s3:DeleteObject", f"{bucket}/*"),
+        ("dynamodb:PutItem", table),
+        ("dynamodb:GetItem", table),
+        ("logs:CreateLogStream", logs("api_handler")),
+        ("logs:PutLogEvents", logs("api_handler")),
+    }
+    labeller = {
+        ("s3:GetObject", f"{bucket}/*"),
+        # Without it S3 answers 403 instead of 404 for a missing image.
+        ("s3:ListBucket", bucket),
+        ("dynamodb:GetItem", table),
+        ("dynamodb:UpdateItem", table),
+        ("dynamodb:DescribeStream", stream_arn(stage)),
+        ("dynamodb:GetRecords", stream_arn(stage)),
+        ("dynamodb:GetShardIterator", stream_arn(stage)),
+        ("dynamodb:ListStreams", "*"),
+        ("logs:CreateLogStream", logs("label_new_images")),
+        ("logs:PutLogEvents", logs("label_new_images")),
+    }
+    if stage.labeller == "sagemaker":
+        endpoint = f"arn:aws:sagemaker:{region}:{account}:endpoint/{SAGEMAKER_ENDPOINT}"
+        labeller.add(("sagemaker:InvokeEndpoint", endpoint))
+    return {ROLES[API_FUNCTION]: api, ROLES[STREAM_FUNCTION]: labeller}
+
+
+def expected_environment(stage: Stage) -> dict[str, Any]:
+    return {
+        "IMAGELABELLER_BACKEND": "aws",
+        "IMAGELABELLER_LABELLER": stage.labeller,
+        "IMAGELABELLER_AWS_REGION": stage.region,
+        "IMAGELABELLER_TABLE": TABLE,
+        "IMAGELABELLER_BUCKET": {"Fn::Sub": BUCKET_SCHEME},
+        "IMAGELABELLER_STREAM_ARN": {"Fn::ImportValue": STREAM_EXPORT},
+        "IMAGELABELLER_SAGEMAKER_ENDPOINT": SAGEMAKER_ENDPOINT,
+        "IMAGELABELLER_ALLOW_PRIVATE_URLS": "false",
+    }
+
+
+def iam_roles(packaged: Packaged) -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in packaged.template["Resources"].items()
+        if resource["Type"].startswith("AWS::IAM::")
+    }
+
+
+# --- the stages -------------------------------------------------------------------------
+
+
+def test_every_deployed_stage_in_the_config_is_checked_here() -> None:
+    deployed = [name for name in configured_stage_names() if not name.startswith("local")]
+    assert sorted(deployed) == sorted(stage.name for stage in STAGES)
+
+
+def test_cfn_lint_accepts_every_generated_template(packages: dict[str, Packaged]) -> None:
+    templates = [str(packaged.template_path) for packaged in packages.values()]
+    result = subprocess.run(
+        [str(CFN_LINT), *templates], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert result.returncode == 0, f"cfn-lint:\n{result.stdout}\n{result.stderr}"
+
+
+# --- the template -----------------------------------------------------------------------
+
+
+@by_stage
+def test_rest_api_sends_every_route_to_the_api_handler(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    packaged = packages[stage.name]
+    api = packaged.resource("RestAPI")
+    assert api["Type"] == "AWS::Serverless::Api"
+    assert api["Properties"]["StageName"] == "api"
+    swagger = api["Properties"]["DefinitionBody"]
+    paths = swagger["paths"]
+    assert {"/images", "/images/{image_id}", "/submit-image", "/get-image-label"} <= set(paths)
+    handler_arn = "${APIHandler.Arn}"
+    for path, operations in paths.items():
+        for method, operation in operations.items():
+            uri = operation["x-amazon-apigateway-integration"]["uri"]["Fn::Sub"]
+            assert handler_arn in uri, f"{method.upper()} {path} goes to {uri}"
+    assert {"image/jpeg", "image/png"} <= set(swagger["x-amazon-apigateway-binary-media-types"])
+    assert packaged.resource(API_FUNCTION)["Properties"]["Handler"] == "app.app"
+
+
+@by_stage
+def test_label_new_images_reads_the_exported_table_stream_from_its_start(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    packaged = packages[stage.name]
+    function = packaged.resource(STREAM_FUNCTION)["Properties"]
+    assert function["Handler"] == "app.label_new_images"
+    assert list(function["Events"]) == [STREAM_EVENT]
+    event = function["Events"][STREAM_EVENT]
+    assert event["Type"] == "DynamoDB"
+    assert event["Properties"] == {
+        "Stream": {"Fn::ImportValue": STREAM_EXPORT},
+        "StartingPosition": "TRIM_HORIZON",
+        "BatchSize": STREAM_BATCH_SIZE,
+        "MaximumBatchingWindowInSeconds": 0,
+    }
+    assert "Events" not in packaged.resource(API_FUNCTION)["Properties"]
+
+
+@by_stage
+def test_both_functions_get_the_stage_settings(stage: Stage, packages: dict[str, Packaged]) -> None:
+    packaged = packages[stage.name]
+    for function in (API_FUNCTION, STREAM_FUNCTION):
+        variables = packaged.resource(function)["Properties"]["Environment"]["Variables"]
+        assert variables == expected_environment(stage), function
+
+    # What the app reads from them once CloudFormation has resolved them.
+    resolved = deployment(stage).resolve(expected_environment(stage))
+    settings = Settings.from_environ(resolved)
+    assert (settings.backend, settings.labeller, settings.allow_private_urls) == (
+        "aws",
+        stage.labeller,
+        False,
+    )
+    assert settings.aws.region == stage.region
+    assert settings.aws.bucket == f"open-devops-images-{stage.region}-{EXAMPLE_ACCOUNT_ID}"
+    assert (settings.aws.table, settings.aws.sagemaker_endpoint) == (TABLE, SAGEMAKER_ENDPOINT)
+    assert config.stream_arn(resolved) == stream_arn(stage)
+
+
+@by_stage
+def test_functions_run_python_3_12_with_their_memory_and_timeouts(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    packaged = packages[stage.name]
+    sizing = {API_FUNCTION: API_SIZING, STREAM_FUNCTION: STREAM_SIZING[stage.labeller]}
+    for function, (memory, timeout) in sizing.items():
+        properties = packaged.resource(function)["Properties"]
+        assert properties["Runtime"] == "python3.12", function
+        assert properties["Architectures"] == ["x86_64"], function
+        assert (properties["MemorySize"], properties["Timeout"]) == (memory, timeout), function
+    # A URL fetch may take its whole limit and still answer before API Gateway gives up.
+    assert Limits().fetch_total_timeout < API_SIZING[1] < API_GATEWAY_TIMEOUT_SECONDS
+
+
+@by_stage
+def test_each_function_logs_to_its_own_log_group_with_retention(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    packaged = packages[stage.name]
+    for function, name in FUNCTION_NAMES.items():
+        resource = packaged.resource(function)
+        assert resource["Properties"]["FunctionName"] == {"Fn::Sub": f"${{AWS::StackName}}-{name}"}
+        log_group = packaged.resource(LOG_GROUPS[function])
+        assert log_group["Type"] == "AWS::Logs::LogGroup"
+        assert log_group["Properties"] == {
+            "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{name}"},
+            "RetentionInDays": stage.log_retention_days,
+        }
+        # The group exists before the function can run (and write to it).
+        assert resource["DependsOn"] == [LOG_GROUPS[function]]
+
+
+@by_stage
+def test_template_holds_no_account_id(stage: Stage, packages: dict[str, Packaged]) -> None:
+    text = packages[stage.name].template_path.read_text(encoding="utf-8")
+    assert PLACEHOLDER_STREAM_ARN not in text
+    assert re.findall(r"(?<!\d)\d{12}(?!\d)", text) == []
+
+
+# --- IAM --------------------------------------------------------------------------------
+
+
+@by_stage
+def test_each_function_has_its_own_role_and_nothing_else_grants_permissions(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    packaged = packages[stage.name]
+    roles = iam_roles(packaged)
+    assert sorted(roles) == sorted(ROLES.values())
+    for function, role_name in ROLES.items():
+        properties = packaged.resource(function)["Properties"]
+        assert properties["Role"] == {"Fn::GetAtt": [role_name, "Arn"]}
+        assert "Policies" not in properties, "SAM policy templates would add permissions"
+        role = roles[role_name]
+        assert role["Type"] == "AWS::IAM::Role"
+        assert set(role["Properties"]) == {"AssumeRolePolicyDocument", "Policies"}
+        (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+        assert (trust["Effect"], trust["Action"]) == ("Allow", "sts:AssumeRole")
+
+
+@by_stage
+def test_roles_are_allowed_exactly_this_stages_resources(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    packaged = packages[stage.name]
+    where = deployment(stage)
+    granted: dict[str, set[tuple[str, str]]] = {}
+    for name, role in iam_roles(packaged).items():
+        pairs = granted.setdefault(name, set())
+        for statement in policy_statements(role):
+            assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, statement
+            assert statement["Effect"] == "Allow"
+            resources = as_list(where.resolve(statement["Resource"]))
+            pairs.update(
+                (action, resource)
+                for action in as_list(statement["Action"])
+                for resource in resources
+            )
+    assert granted == expected_grants(stage)
+
+
+@by_stage
+def test_star_resources_only_for_actions_iam_cannot_scope(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    for role_name, role in iam_roles(packages[stage.name]).items():
+        for statement in policy_statements(role):
+            for action in as_list(statement["Action"]):
+                assert "*" not in action, f"{role_name}: wildcard action {action}"
+                resource_types = iam_resource_types(action)
+                assert resource_types is not None, f"{role_name}: IAM has no action {action}"
+                if "*" in as_list(statement["Resource"]):
+                    assert resource_types == (), (
+                        f"{role_name}: {action} applies to {resource_types}; name them"
+                    )
+
+
+# --- the deployment package -------------------------------------------------------------
+
+
+def test_every_stage_ships_the_same_deployment_package(packages: dict[str, Packaged]) -> None:
+    digests = {
+        name: hashlib.sha256(packaged.zip_path.read_bytes()).hexdigest()
+        for name, packaged in packages.items()
+    }
+    assert len(set(digests.values())) == 1, digests
+
+
+def test_package_holds_the_model_and_the_class_names(packages: dict[str, Packaged]) -> None:
+    with zipfile.ZipFile(packages[STAGES[0].name].zip_path) as archive:
+        assert archive.read(MODEL_IN_ZIP) == DEFAULT_MODEL_PATH.read_bytes()
+        class_names = json.loads(archive.read(CLASS_NAMES_IN_ZIP))
+    assert len(class_names) == 1000
+    assert class_names[967] == "espresso"
+
+
+def test_native_dependencies_are_built_for_lambda_python_3_12_on_x86_64(
+    packages: dict[str, Packaged],
+) -> None:
+    with zipfile.ZipFile(packages[STAGES[0].name].zip_path) as archive:
+        names = archive.namelist()
+        for distribution, package in NATIVE_DISTRIBUTIONS.items():
+            tags = wheel_tags(archive, distribution)
+            assert tags, distribution
+            for tag in tags:
+                python, abi, platform = tag.split("-")
+                assert (python, abi) == ("cp312", "cp312"), tag
+                glibc = manylinux_glibc(platform)
+                assert glibc is not None and glibc <= LAMBDA_GLIBC, tag
+            extensions = [n for n in names if n.startswith(f"{package}/") and n.endswith(".so")]
+            assert any(n.endswith(".cpython-312-x86_64-linux-gnu.so") for n in extensions), package
+        shared_objects = [n for n in names if re.search(r"\.so(\.[\d.]+)?$", n)]
+        for name in shared_objects:
+            assert elf_header(archive, name) == (b"\x7fELF", 2, 62), f"{name} is not x86-64 ELF"
+            assert not re.search(r"\.cpython-3(?!12-)\d+", name), f"{name} is for another Python"
+        foreign = [n for n in names if n.endswith((".pyd", ".dylib", ".dll"))]
+        assert foreign == []
+
+
+def test_package_fits_lambdas_unzipped_limit(packages: dict[str, Packaged]) -> None:
+    zip_path = packages[STAGES[0].name].zip_path
+    with zipfile.ZipFile(zip_path) as archive:
+        unzipped = sum(info.file_size for info in archive.infolist())
+    zipped = zip_path.stat().st_size
+    figures = (
+        f"deployment.zip with the ONNX labeller: {zipped / 1e6:.1f} MB zipped "
+        f"({zipped / 2**20:.1f} MiB), {unzipped / 1e6:.1f} MB unzipped "
+        f"({unzipped / 2**20:.1f} MiB); Lambda allows {LAMBDA_UNZIPPED_LIMIT / 2**20:.0f} MiB"
+    )
+    print(figures)
+    SUMMARY.append(figures)
+    assert unzipped < LAMBDA_UNZIPPED_LIMIT
+
+
+def test_package_leaves_out_boto3_and_what_only_development_needs(
+    packages: dict[str, Packaged],
+) -> None:
+    with zipfile.ZipFile(packages[STAGES[0].name].zip_path) as archive:
+        top_level = {name.split("/", 1)[0] for name in archive.namelist()}
+    # boto3 comes with the Lambda runtime; the rest are ours for development only.
+    unwanted = {"boto3", "botocore", "tests", "scripts", "localaws", ".chalice", "moto", "torch"}
+    assert top_level & unwanted == set()
+
+
+# --- the packaged code, run -------------------------------------------------------------
+
+LABEL_SCRIPT = """
+import json, sys
+from pathlib import Path
+
+task = Path(sys.argv[1]).resolve()
+sys.path.insert(0, str(task))
+
+from chalicelib.adapters.onnx import OnnxLabeller
+from chalicelib.config import Settings
+
+settings = Settings.from_environ({})
+labeller = OnnxLabeller(settings.model_path, settings.limits.max_image_pixels)
+(outcome,) = labeller.label([Path(sys.argv[2]).read_bytes()], 5)
+files = {name: getattr(module, "__file__", None) or "" for name, module in sys.modules.items()}
+print(json.dumps({
+    "python": list(sys.version_info[:2]),
+    "model_path": str(settings.model_path),
+    "error": outcome.error,
+    "labels": [label.name for label in outcome.labels],
+    "modules": {name: files[name] for name in ("chalicelib", "numpy", "onnxruntime", "PIL")},
+    "from_site_packages": sorted(name for name, path in files.items() if "site-packages" in path),
+    "aws_sdk_imported": sorted(name for name in ("boto3", "botocore") if name in sys.modules),
+}))
+"""
+
+
+def run_bare_python(script: str, *args: str, cwd: Path) -> dict[str, Any]:
+    """Run `script` in the base Python 3.12, isolated (-I) and without site-packages (-S)."""
+    result = subprocess.run(
+        [str(base_python()), "-I", "-S", "-c", script, *args],
+        cwd=cwd,
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, f"the packaged code failed:\n{result.stdout}\n{result.stderr}"
+    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def test_packaged_code_finds_the_model_and_labels_a_real_photo(
+    unzipped: Path, tmp_path: Path
+) -> None:
+    photo = tmp_path / "coffee.png"
+    photo.write_bytes(photo_png("coffee"))
+
+    answer = run_bare_python(LABEL_SCRIPT, str(unzipped), str(photo), cwd=tmp_path)
+
+    assert answer["python"] == [3, 12]
+    assert Path(answer["model_path"]).is_relative_to(unzipped)
+    for module, path in answer["modules"].items():
+        assert Path(path).is_relative_to(unzipped), f"{module} came from {path}"
+    assert answer["from_site_packages"] == []
+    assert answer["aws_sdk_imported"] == [], "the ONNX path should not need the AWS SDK"
+    assert answer["error"] is None
+    assert answer["labels"][0] == "espresso", answer["labels"]
+
+
+# What the python3.12 Lambda runtime adds to the function's code: the AWS SDK.
+LAMBDA_RUNTIME_MODULES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six")
+
+IMPORT_APP_SCRIPT = """
+import importlib, json, pkgutil, sys, sysconfig
+
+task, runtime = sys.argv[1:3]
+sys.path[:0] = [task, runtime]
+
+import app
+import chalicelib
+
+names = ["app"] + [m.name for m in pkgutil.walk_packages(chalicelib.__path__, "chalicelib.")]
+for name in names:
+    importlib.import_module(name)
+known = (task, runtime, sysconfig.get_path("stdlib"), sysconfig.get_path("platstdlib"))
+files = {name: getattr(module, "__file__", None) or "" for name, module in sys.modules.items()}
+print(json.dumps({
+    "imported": names,
+    "elsewhere": sorted(f"{n} {p}" for n, p in files.items() if p and not p.startswith(known)),
+}))
+"""
+
+
+def lambda_runtime_folder(folder: Path) -> Path:
+    """A folder holding (links to) the AWS SDK, as the Lambda runtime puts it on sys.path."""
+    folder.mkdir()
+    for name in LAMBDA_RUNTIME_MODULES:
+        spec = importlib.util.find_spec(name)
+        assert spec is not None and spec.origin is not None, name
+        origin = Path(spec.origin)
+        source = origin.parent if spec.submodule_search_locations else origin
+        (folder / source.name).symlink_to(source)
+    return folder
+
+
+def test_whole_packaged_app_imports_with_only_what_lambda_adds(
+    unzipped: Path, tmp_path: Path
+) -> None:
+    runtime = lambda_runtime_folder(tmp_path / "lambda-runtime")
+
+    answer = run_bare_python(IMPORT_APP_SCRIPT, str(unzipped), str(runtime), cwd=tmp_path)
+
+    assert {"app", "chalicelib.bootstrap", "chalicelib.adapters.onnx"} <= set(answer["imported"])
+    assert answer["elsewhere"] == []
