@@ -17,12 +17,12 @@ import pytest
 import requests
 
 from tests.fixtures.aws import BUCKET, REGION, TABLE, create_label_table
-from tests.support import EXPECTED_TOP_LABELS, LoopbackServer, photo_jpeg, photo_png, poll
+from tests.support import EXPECTED_TOP_LABELS, LoopbackServer, photo_jpeg, photo_png
 from tests.system.background import moto_server, sagemaker_runtime_server
 from tests.system.chalice_local import ChaliceLocal
+from tests.system.client import ApiClient
 
 ENDPOINT = "jumpstart-inception-v3"
-DEADLINE_SECONDS = 60
 
 
 @pytest.fixture(scope="module")
@@ -66,16 +66,6 @@ def server(aws_environment: dict[str, str], tmp_path: Path) -> Iterator[ChaliceL
     process.stop()
 
 
-def finished(base_url: str, image_id: str) -> dict[str, Any]:
-    def read() -> dict[str, Any]:
-        response = requests.get(f"{base_url}/images/{image_id}", timeout=10)
-        assert response.status_code == 200, response.text
-        body: dict[str, Any] = response.json()
-        return body
-
-    return poll(read, lambda r: r["status"] != "NOT_CLASSIFIED", timeout=DEADLINE_SECONDS)  # type: ignore[no-any-return]
-
-
 def test_url_and_upload_flow_through_s3_dynamodb_stream_and_sagemaker(
     server: ChaliceLocal, aws_environment: dict[str, str], photo_server: LoopbackServer
 ) -> None:
@@ -98,7 +88,7 @@ def test_url_and_upload_flow_through_s3_dynamodb_stream_and_sagemaker(
         image_id = response.json()["image_id"]
         stored = s3.get_object(Bucket=BUCKET, Key=image_id)["Body"].read()
         assert hashlib.sha256(stored).digest() == hashlib.sha256(data).digest()
-        record = finished(server.base_url, image_id)
+        record = ApiClient(server.base_url).wait_until_finished(image_id)
         assert record["status"] == "CLASSIFIED", record
         assert record["model"] == f"sagemaker/{ENDPOINT}"
         assert record["labels"][0]["name"] in EXPECTED_TOP_LABELS[photo]

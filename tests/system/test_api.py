@@ -1,0 +1,116 @@
+"""System tests of the public API, black-box, against any running ImageLabeller.
+
+By default they start `chalice local` (as `make run` does) and serve the photos from a
+loopback HTTP server. Against a deployed stage, set:
+
+- `IMAGELABELLER_BASE_URL`: the API's base URL (e.g. the app stack's `EndpointURL` output);
+- `IMAGELABELLER_PHOTO_BASE_URL` (optional): a public folder holding scikit-image's photos
+  (coffee.png, chelsea.png, motorcycle_left.png), by default scikit-image's own repository
+  at the release we test with. A deployed stage refuses private addresses, so the photos
+  must be public there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import requests
+
+from tests.support import (
+    EXPECTED_TOP_LABELS,
+    PHOTO_FILES,
+    loopback_server,
+    photo_jpeg,
+    photo_png,
+)
+from tests.system.chalice_local import ChaliceLocal
+from tests.system.client import ApiClient
+
+PUBLIC_PHOTOS = "https://raw.githubusercontent.com/scikit-image/scikit-image/v0.26.0/skimage/data/"
+
+
+@dataclass(frozen=True)
+class Target:
+    api: ApiClient
+    photo_url: Callable[[str], str]  # a URL the service can fetch, by photo file name
+
+
+@pytest.fixture(scope="module")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    base_url = os.environ.get("IMAGELABELLER_BASE_URL")
+    if base_url:
+        photos = os.environ.get("IMAGELABELLER_PHOTO_BASE_URL", PUBLIC_PHOTOS).rstrip("/")
+        yield Target(ApiClient(base_url), lambda name: f"{photos}/{name}")
+        return
+    folder = tmp_path_factory.mktemp("chalice-local")
+    with loopback_server() as photos_server:
+        for name in PHOTO_FILES:
+            photos_server.serve(f"/{PHOTO_FILES[name]}", photo_png(name))
+        server = ChaliceLocal(folder / "data", folder / "chalice.log").start()
+        try:
+            yield Target(ApiClient(server.base_url), lambda name: photos_server.url(f"/{name}"))
+        finally:
+            server.stop()
+
+
+def test_photos_submitted_by_url_and_upload_become_correctly_classified(target: Target) -> None:
+    api = target.api
+    by_url = api.submit_url(target.photo_url(PHOTO_FILES["coffee"]))
+    by_upload = api.submit_upload(photo_jpeg("chelsea"), "image/jpeg")
+    legacy = api.legacy_submit(target.photo_url(PHOTO_FILES["motorcycle"]))
+
+    expected = {by_url: "coffee", by_upload: "chelsea", legacy: "motorcycle"}
+    for image_id, photo in expected.items():
+        finished = api.wait_until_finished(image_id)
+        assert finished["status"] == "CLASSIFIED", finished
+        assert finished["labels"][0]["name"] in EXPECTED_TOP_LABELS[photo]
+        assert len(finished["labels"]) == 5
+        assert finished["model"]
+
+    label = api.legacy_label(legacy)
+    assert label.split(", ")[0] in EXPECTED_TOP_LABELS["motorcycle"]
+    assert len(label.split(", ")) == 5
+
+
+def test_bad_input_gets_4xx_json_and_the_service_keeps_serving(target: Target) -> None:
+    base = target.api.base_url
+    json_type = {"Content-Type": "application/json"}
+    truncated = photo_jpeg("coffee")[:20000]
+    bad_requests = [
+        (requests.post(f"{base}/images", data="{oops", headers=json_type, timeout=30), 400),
+        (requests.post(f"{base}/images", json={}, timeout=30), 400),
+        (requests.post(f"{base}/images", json={"url": "ftp://example.com/x.jpg"}, timeout=30), 400),
+        (requests.post(f"{base}/images", json={"url": "file:///etc/passwd"}, timeout=30), 400),
+        (requests.get(f"{base}/images/00000000-0000-4000-8000-000000000000", timeout=30), 404),
+        (
+            requests.post(
+                f"{base}/images",
+                data=b"plain text",
+                headers={"Content-Type": "image/png"},
+                timeout=30,
+            ),
+            415,
+        ),
+        (
+            requests.post(
+                f"{base}/images", data=truncated, headers={"Content-Type": "image/jpeg"}, timeout=30
+            ),
+            415,
+        ),
+        (
+            requests.post(
+                f"{base}/images", json={"url": target.photo_url("no-such-photo.png")}, timeout=30
+            ),
+            422,
+        ),
+        (requests.get(f"{base}/get-image-label", timeout=30), 400),
+    ]
+    for response, status in bad_requests:
+        assert response.status_code == status, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        assert set(response.json()["error"]) == {"code", "message"}
+    image_id = target.api.submit_upload(photo_png("coffee"), "image/png")
+    assert target.api.wait_until_finished(image_id)["status"] == "CLASSIFIED"
