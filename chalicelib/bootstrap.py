@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.adapters.emf import EmfMetrics
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
@@ -41,6 +42,7 @@ def build(settings: Settings) -> Components:
         limits=settings.limits,
         top_k=settings.top_k,
         max_attempts=settings.label_max_attempts,
+        metrics=EmfMetrics(),
     )
     return Components(settings=settings, service=service, database=database)
 

@@ -61,3 +61,15 @@ class Fetcher(Protocol):
     """Downloads an image URL under the fetch rules (fetch.py)."""
 
     def fetch(self, url: str) -> bytes: ...
+
+
+class Metrics(Protocol):
+    """Operational figures (CloudWatch embedded metric format | nothing)."""
+
+    def record(self, name: str, value: float, unit: str) -> None:
+        """Add one value; `unit` is a CloudWatch unit such as "Count" or "Milliseconds"."""
+        ...
+
+    def publish(self) -> None:
+        """Emit what was recorded since the last publish."""
+        ...

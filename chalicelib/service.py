@@ -21,7 +21,7 @@ from chalicelib.errors import (
     StoredImageMissing,
 )
 from chalicelib.models import ImageRecord, LabelOutcome, Status, utc_now
-from chalicelib.ports import Fetcher, ImageStore, Labeller, LabelTable
+from chalicelib.ports import Fetcher, ImageStore, Labeller, LabelTable, Metrics
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +36,8 @@ class LabelReport:
     failed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     retry: list[str] = field(default_factory=list)
+    # Seconds from submit to CLASSIFIED, one per classified image.
+    latencies: list[float] = field(default_factory=list)
 
 
 class LabellingRetryNeeded(Exception):
@@ -61,6 +63,7 @@ class ImageService:
         max_attempts: int = 3,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._table = table
@@ -71,6 +74,7 @@ class ImageService:
         self._max_attempts = max_attempts
         self._clock = clock
         self._new_id = new_id
+        self._metrics = metrics or _NoMetrics()
 
     def submit_url(self, url: object) -> ImageRecord:
         if not isinstance(url, str) or not url.strip():
@@ -98,19 +102,25 @@ class ImageService:
         has used them all, and otherwise LabellingRetryNeeded asks for a redelivery.
         """
         report = LabelReport()
-        pending, images = self._pending_images(list(dict.fromkeys(image_ids)), report)
+        try:
+            self._label_pending(list(dict.fromkeys(image_ids)), report)
+        finally:
+            self._publish_batch(report)
+        return report
+
+    def _label_pending(self, image_ids: list[str], report: LabelReport) -> None:
+        pending, images = self._pending_images(image_ids, report)
         if not pending:
-            return report
+            return
         try:
             outcomes = self._labeller.label(images, self._top_k)
         except LabellerUnavailable as exc:
             self._count_failed_attempt(pending, str(exc), report)
             if report.retry:
                 raise LabellingRetryNeeded(report, exc) from exc
-            return report
-        for image_id, outcome in zip(pending, outcomes, strict=True):
-            self._finish(image_id, outcome, report)
-        return report
+            return
+        for record, outcome in zip(pending, outcomes, strict=True):
+            self._finish(record, outcome, report)
 
     def _accept(self, data: bytes, source_url: str | None) -> ImageRecord:
         if len(data) > self._limits.max_image_bytes:
@@ -133,12 +143,26 @@ class ImageService:
             self._store.delete(record.image_id)
             raise
         log.info("accepted image %s (%s, %d bytes)", record.image_id, info.format, len(data))
+        self._metrics.record("ImagesSubmitted", 1, "Count")
+        self._metrics.publish()
         return record
+
+    def _publish_batch(self, report: LabelReport) -> None:
+        """Batch size and outcomes; latency from submit to label for each classified image."""
+        labelled = len(report.classified) + len(report.failed) + len(report.retry)
+        if labelled == 0:
+            return
+        self._metrics.record("BatchSize", labelled, "Count")
+        self._metrics.record("ImagesClassified", len(report.classified), "Count")
+        self._metrics.record("ImagesFailed", len(report.failed), "Count")
+        for seconds in report.latencies:
+            self._metrics.record("LabelLatency", seconds * 1000, "Milliseconds")
+        self._metrics.publish()
 
     def _pending_images(
         self, image_ids: list[str], report: LabelReport
-    ) -> tuple[list[str], list[bytes]]:
-        pending: list[str] = []
+    ) -> tuple[list[ImageRecord], list[bytes]]:
+        pending: list[ImageRecord] = []
         images: list[bytes] = []
         for image_id in image_ids:
             record = self._table.get(image_id)
@@ -148,31 +172,44 @@ class ImageService:
             try:
                 images.append(self._store.get(image_id))
             except StoredImageMissing:
-                self._finish(image_id, LabelOutcome(error="the stored image is missing"), report)
+                self._finish(record, LabelOutcome(error="the stored image is missing"), report)
                 continue
-            pending.append(image_id)
+            pending.append(record)
         return pending, images
 
-    def _finish(self, image_id: str, outcome: LabelOutcome, report: LabelReport) -> None:
+    def _finish(self, record: ImageRecord, outcome: LabelOutcome, report: LabelReport) -> None:
+        image_id = record.image_id
         now = self._clock()
         model = self._labeller.model_id
         if outcome.ok:
             done = self._table.complete(image_id, outcome.labels, model, now)
             (report.classified if done else report.skipped).append(image_id)
+            if done:
+                report.latencies.append((now - record.submitted_at).total_seconds())
         else:
             done = self._table.fail(image_id, outcome.error or "unknown error", model, now)
             (report.failed if done else report.skipped).append(image_id)
             if done:
                 log.warning("image %s FAILED: %s", image_id, outcome.error)
 
-    def _count_failed_attempt(self, image_ids: list[str], reason: str, report: LabelReport) -> None:
-        for image_id in image_ids:
-            attempts = self._table.count_attempt(image_id)
+    def _count_failed_attempt(
+        self, records: list[ImageRecord], reason: str, report: LabelReport
+    ) -> None:
+        for record in records:
+            attempts = self._table.count_attempt(record.image_id)
             if attempts >= self._max_attempts:
                 error = f"the model failed {attempts} times; last error: {reason}"
-                self._finish(image_id, LabelOutcome(error=error), report)
+                self._finish(record, LabelOutcome(error=error), report)
             else:
-                report.retry.append(image_id)
+                report.retry.append(record.image_id)
+
+
+class _NoMetrics:
+    def record(self, name: str, value: float, unit: str) -> None:
+        pass
+
+    def publish(self) -> None:
+        pass
 
 
 def _looks_like_id(image_id: str) -> bool:

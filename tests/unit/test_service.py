@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+from chalicelib.adapters.emf import EmfMetrics
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
@@ -276,3 +278,34 @@ def test_unknown_image_id_is_not_found(service: ImageService, image_id: str) -> 
 def test_missing_stored_image_is_reported_by_the_store(folder_store: FolderImageStore) -> None:
     with pytest.raises(StoredImageMissing):
         folder_store.get("../../etc/passwd")
+
+
+def test_submits_and_batches_are_published_as_embedded_metrics(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    service = ImageService(
+        store=folder_store,
+        table=sqlite_table,
+        labeller=onnx_labeller,
+        fetcher=UrlTable(pages),
+        limits=Limits(),
+        metrics=EmfMetrics(),
+    )
+    good = service.submit_upload(photo_png("coffee"))
+    bad = service.submit_upload(photo_png("chelsea"))
+    folder_store.delete(bad.image_id)
+    service.label_images([good.image_id, bad.image_id])
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    submitted, batch = lines[0], lines[-1]
+    directive = batch["_aws"]["CloudWatchMetrics"][0]
+    assert directive["Namespace"] == "ImageLabeller"
+    assert directive["Dimensions"] == [["service"]]
+    assert batch["service"] == "imagelabeller"
+    assert submitted["ImagesSubmitted"] == [1.0]
+    assert batch["BatchSize"] == [2.0]
+    assert (batch["ImagesClassified"], batch["ImagesFailed"]) == ([1.0], [1.0])
+    assert len(batch["LabelLatency"]) == 1 and batch["LabelLatency"][0] > 0
