@@ -212,10 +212,7 @@ def test_two_workers_labelling_the_same_batch_write_each_result_once(
     for thread in workers:
         thread.join()
     assert world.assert_nothing_lost()[Status.CLASSIFIED] == BATCH
-    assert (
-        sorted(len(report.classified) for report in reports) == [0, BATCH]
-        or sum(len(report.classified) for report in reports) == BATCH
-    )
+    assert sum(len(report.classified) for report in reports) == BATCH  # the winners
     assert sum(len(report.skipped) for report in reports) == BATCH  # the losers' writes
     finishing_writes = world.database.query(
         "SELECT image_id, COUNT(*) FROM stream_log WHERE event_name = 'MODIFY'"
