@@ -11,6 +11,7 @@ from chalice.app import Chalice, DynamoDBEvent, Request, Response
 
 from chalicelib import api, config
 from chalicelib.bootstrap import get_service, local_stream_poller
+from chalicelib.local import dev_server
 from chalicelib.local import stream as local_stream
 from chalicelib.stream_events import inserted_image_ids
 
@@ -72,5 +73,7 @@ def label_new_images(event: DynamoDBEvent) -> None:
     get_service().label_images(inserted_image_ids(record.to_dict() for record in event))
 
 
-if config.running_under_chalice_local() and config.Settings.from_environ().local_stream:
-    local_stream.start_once(lambda: local_stream_poller(label_new_images, STREAM_ARN))
+if config.running_under_chalice_local():
+    dev_server.widen_listen_backlog()
+    if config.Settings.from_environ().local_stream:
+        local_stream.start_once(lambda: local_stream_poller(label_new_images, STREAM_ARN))
