@@ -150,6 +150,12 @@ def expected_environment(stage: Stage) -> dict[str, Any]:
         "IMAGELABELLER_STREAM_ARN": {"Fn::ImportValue": STREAM_EXPORT},
         "IMAGELABELLER_SAGEMAKER_ENDPOINT": SAGEMAKER_ENDPOINT,
         "IMAGELABELLER_ALLOW_PRIVATE_URLS": "false",
+        # The limits, written out per stage (docs/SECURITY.md).
+        "IMAGELABELLER_MAX_IMAGE_BYTES": "10485760",
+        "IMAGELABELLER_MAX_IMAGE_PIXELS": "50000000",
+        "IMAGELABELLER_FETCH_CONNECT_TIMEOUT": "3",
+        "IMAGELABELLER_FETCH_TOTAL_TIMEOUT": "15",
+        "IMAGELABELLER_FETCH_MAX_REDIRECTS": "3",
     }
 
 
@@ -238,6 +244,7 @@ def test_both_functions_get_the_stage_settings(stage: Stage, packages: dict[str,
     assert settings.aws.bucket == f"open-devops-images-{stage.region}-{EXAMPLE_ACCOUNT_ID}"
     assert (settings.aws.table, settings.aws.sagemaker_endpoint) == (TABLE, SAGEMAKER_ENDPOINT)
     assert config.stream_arn(resolved) == stream_arn(stage)
+    assert settings.limits == Limits()  # the stated limits are the documented defaults
 
 
 @by_stage

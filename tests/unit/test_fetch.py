@@ -6,6 +6,7 @@ fetcher's address policy; every other address still goes through the real rules.
 
 from __future__ import annotations
 
+import gzip
 import ipaddress
 import time
 
@@ -141,3 +142,10 @@ def test_trickling_server_hits_the_total_time_limit(photo_server: LoopbackServer
 def test_unresolvable_host_is_a_fetch_failure() -> None:
     with pytest.raises(FetchFailed, match="resolve"):
         GuardedFetcher(LIMITS).fetch("http://no-such-host.invalid/cat.jpg")
+
+
+def test_compressed_bodies_are_not_inflated(photo_server: LoopbackServer) -> None:
+    # A gzip bomb inflates to gigabytes; the fetcher asks for identity and keeps raw bytes.
+    bomb = gzip.compress(b"\x00" * 5_000_000)
+    photo_server.routes["/bomb"] = Reply(body=bomb, headers={"Content-Encoding": "gzip"})
+    assert fetcher().fetch(photo_server.url("/bomb")) == bomb
