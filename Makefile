@@ -8,9 +8,11 @@ BUILD_VENV := .build-venv
 MODEL := chalicelib/models/efficientnet-lite0.onnx
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup model run test lint unit bench clean
+.PHONY: setup venv model run test lint bench clean
 
 setup: $(VENV)/.installed $(MODEL)
+
+venv: $(VENV)/.installed
 
 $(VENV)/.installed: requirements.txt requirements-dev.txt
 	test -x $(VENV)/bin/python || "$$(scripts/find-python 3.12)" -m venv $(VENV)
@@ -25,7 +27,9 @@ $(BUILD_VENV)/.installed: requirements-build.txt
 
 model: $(MODEL)
 
-$(MODEL): | $(BUILD_VENV)/.installed
+# The build environment is made only when the model must be built (or for `make test`).
+$(MODEL):
+	$(MAKE) $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/python scripts/build_model.py --variant lite0 --out $@
 
 run: setup
