@@ -10,7 +10,7 @@ from typing import Any
 from chalice.app import Chalice, DynamoDBEvent, Request, Response
 
 from chalicelib import api, config
-from chalicelib.bootstrap import get_service, local_stream_poller
+from chalicelib.bootstrap import components, get_service, local_stream_poller
 from chalicelib.local import dev_server
 from chalicelib.local import stream as local_stream
 from chalicelib.stream_events import inserted_image_ids
@@ -51,7 +51,8 @@ def submit_image() -> Response:
 @app.route("/images/{image_id}", methods=["GET"])
 @api.answers_errors_as_json
 def get_image(image_id: str) -> dict[str, Any]:
-    return api.record_body(get_service().get(image_id))
+    view = api.label_view(current_request().query_params, components().settings.top_k)
+    return api.record_body(get_service().get(image_id), view)
 
 
 @app.route("/submit-image", methods=["GET"])

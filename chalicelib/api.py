@@ -6,12 +6,13 @@ import functools
 import json
 import logging
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from chalice.app import Response
 
 from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
-from chalicelib.models import ImageRecord, Status
+from chalicelib.models import ImageRecord, Label, Status
 
 log = logging.getLogger(__name__)
 
@@ -136,11 +137,46 @@ def required_query_parameter(query: Mapping[str, Any] | None, name: str) -> str:
     return value
 
 
-def record_body(record: ImageRecord) -> dict[str, Any]:
+DEFAULT_TOP_K = 5
+
+
+@dataclass(frozen=True)
+class LabelView:
+    """Which of the stored labels a reader asked for (GET /images/{id}?top_k=&min_score=)."""
+
+    top_k: int = DEFAULT_TOP_K
+    min_score: float = 0.0
+
+    def select(self, labels: tuple[Label, ...]) -> list[dict[str, Any]]:
+        chosen = [label for label in labels[: self.top_k] if label.score >= self.min_score]
+        return [{"name": label.name, "score": label.score} for label in chosen]
+
+
+def label_view(query: Mapping[str, Any] | None, stored_labels: int) -> LabelView:
+    """The `top_k` (1..stored_labels, default 5) and `min_score` (0..1, default 0) asked for."""
+    query = query or {}
+    top_k = _bounded(query.get("top_k"), int, 1, stored_labels, min(DEFAULT_TOP_K, stored_labels))
+    min_score = _bounded(query.get("min_score"), float, 0.0, 1.0, 0.0)
+    return LabelView(top_k=int(top_k), min_score=float(min_score))
+
+
+def _bounded(raw: Any, kind: type, low: float, high: float, default: float) -> float:
+    if raw is None:
+        return default
+    try:
+        value = kind(raw)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{raw!r} is not a {kind.__name__}") from None
+    if not low <= value <= high or value != value:  # value != value: NaN
+        raise InvalidRequest(f"{raw!r} is outside {low:g}..{high:g}")
+    return float(value)
+
+
+def record_body(record: ImageRecord, view: LabelView = LabelView()) -> dict[str, Any]:
     body: dict[str, Any] = {
         "image_id": record.image_id,
         "status": record.status.value,
-        "labels": [{"name": label.name, "score": label.score} for label in record.labels],
+        "labels": view.select(record.labels),
         "model": record.model,
         "submitted_at": record.submitted_at.isoformat(),
         "labelled_at": record.labelled_at.isoformat() if record.labelled_at else None,

@@ -62,7 +62,7 @@ class Settings:
     model_path: Path = DEFAULT_MODEL_PATH
     allow_private_urls: bool = False
     limits: Limits = Limits()
-    top_k: int = 5
+    top_k: int = 10
     label_max_attempts: int = 3
     stream_batch_size: int = 16
     stream_poll_seconds: float = 0.05
@@ -91,7 +91,7 @@ class Settings:
                     "FETCH_MAX_REDIRECTS", Limits.fetch_max_redirects, minimum=0
                 ),
             ),
-            top_k=env.integer("TOP_K", 5),
+            top_k=env.integer("TOP_K", 10),
             label_max_attempts=env.integer("LABEL_MAX_ATTEMPTS", 3),
             stream_batch_size=env.integer("STREAM_BATCH_SIZE", 16),
             stream_poll_seconds=env.number("STREAM_POLL_SECONDS", 0.05),

@@ -59,7 +59,7 @@ class ImageService:
         labeller: Labeller,
         fetcher: Fetcher,
         limits: Limits,
-        top_k: int = 5,
+        top_k: int = 10,
         max_attempts: int = 3,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),

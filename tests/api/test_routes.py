@@ -181,3 +181,33 @@ def test_bad_requests_leave_earlier_records_intact(client: Client) -> None:
         client.http.post("/images", headers=JSON, body=raw)
     upload(client, b"junk", "image/png")
     assert body(client.http.get(f"/images/{image_id}")) == before
+
+
+def test_labels_can_be_cut_by_count_and_score(client: Client) -> None:
+    image_id = body(upload(client, photo_png("coffee")))["image_id"]
+    deliver_stream(client)
+    every = body(client.http.get(f"/images/{image_id}?top_k=10"))["labels"]
+    assert len(every) == 10
+    assert [label["name"] for label in body(client.http.get(f"/images/{image_id}"))["labels"]] == [
+        label["name"] for label in every[:5]
+    ]
+    assert len(body(client.http.get(f"/images/{image_id}?top_k=2"))["labels"]) == 2
+    confident = body(client.http.get(f"/images/{image_id}?top_k=10&min_score=0.5"))["labels"]
+    assert [label["name"] for label in confident] == ["espresso"]
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "top_k=0",
+        "top_k=11",
+        "top_k=two",
+        "top_k=2.5",
+        "min_score=-0.1",
+        "min_score=1.5",
+        "min_score=nan",
+    ],
+)
+def test_label_view_bounds_are_checked(client: Client, query: str) -> None:
+    image_id = body(upload(client, photo_png("coffee")))["image_id"]
+    assert_error(client.http.get(f"/images/{image_id}?{query}"), 400, "invalid_request")
