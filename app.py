@@ -13,7 +13,7 @@ from chalicelib import api, config
 from chalicelib.bootstrap import components, get_service, local_stream_poller
 from chalicelib.local import dev_server
 from chalicelib.local import stream as local_stream
-from chalicelib.stream_events import inserted_image_ids
+from chalicelib.stream_events import image_ids_to_label
 
 app = Chalice(app_name="imagelabeller")
 app.api.binary_types.extend(
@@ -42,10 +42,10 @@ def submit_image() -> Response:
     api.require_media_type(media_type)
     body = api.raw_body(request)
     if api.is_image_upload(media_type):
-        record = get_service().submit_upload(body)
+        submission = get_service().submit_upload(body)
     else:
-        record = get_service().submit_url(api.url_from_json(body))
-    return api.accepted_response(record)
+        submission = get_service().submit_url(api.url_from_json(body))
+    return api.submission_response(submission)
 
 
 @app.route("/images/{image_id}", methods=["GET"])
@@ -55,11 +55,34 @@ def get_image(image_id: str) -> dict[str, Any]:
     return api.record_body(get_service().get(image_id), view)
 
 
+@app.route("/images/{image_id}", methods=["DELETE"])
+@api.answers_errors_as_json
+def delete_image(image_id: str) -> Response:
+    get_service().delete(image_id)
+    return Response(body="", status_code=204)
+
+
+@app.route("/images/{image_id}/relabel", methods=["POST"], content_types=["*/*"])
+@api.answers_errors_as_json
+def relabel_image(image_id: str) -> Response:
+    return Response(body=api.record_body(get_service().relabel(image_id)), status_code=202)
+
+
+@app.route("/labels/{name}/images", methods=["GET"])
+@api.answers_errors_as_json
+def images_with_label(name: str) -> dict[str, Any]:
+    page = api.search_page(current_request().query_params)
+    hits, next_token = get_service().images_with_label(
+        api.path_text(name), page.limit, page.next_token
+    )
+    return api.search_body(api.path_text(name), hits, next_token)
+
+
 @app.route("/submit-image", methods=["GET"])
 @api.answers_errors_as_json
 def legacy_submit_image() -> dict[str, str]:
     url = api.required_query_parameter(current_request().query_params, "url")
-    return {"ImageId": get_service().submit_url(url).image_id}
+    return {"ImageId": get_service().submit_url(url).record.image_id}
 
 
 @app.route("/get-image-label", methods=["GET"])
@@ -71,7 +94,7 @@ def legacy_get_image_label() -> dict[str, str]:
 
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=16, starting_position="TRIM_HORIZON")
 def label_new_images(event: DynamoDBEvent) -> None:
-    get_service().label_images(inserted_image_ids(record.to_dict() for record in event))
+    get_service().label_images(image_ids_to_label(record.to_dict() for record in event))
 
 
 if config.running_under_chalice_local():

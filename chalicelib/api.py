@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import urllib.parse
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,8 @@ from typing import Any
 from chalice.app import Response
 
 from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
-from chalicelib.models import ImageRecord, Label, Status
+from chalicelib.models import ImageRecord, Label, LabelHit, Status
+from chalicelib.service import Submission
 
 log = logging.getLogger(__name__)
 
@@ -20,6 +22,7 @@ STATUS_BY_CODE = {
     "invalid_request": 400,
     "url_not_allowed": 400,
     "not_found": 404,
+    "conflict": 409,
     "image_too_large": 413,
     "not_an_image": 415,
     "unsupported_image_format": 415,
@@ -191,12 +194,54 @@ def record_body(record: ImageRecord, view: LabelView = LabelView()) -> dict[str,
     }
     if record.status is Status.FAILED:
         body["error"] = record.error
+    if record.previous is not None:
+        previous = record.previous
+        body["previous"] = {
+            "status": previous.status.value,
+            "labels": view.select(previous.labels),
+            "model": previous.model,
+            "labelled_at": previous.labelled_at.isoformat() if previous.labelled_at else None,
+        }
     return body
 
 
-def accepted_response(record: ImageRecord) -> Response:
+def submission_response(submission: Submission) -> Response:
+    """202 for a new image (or one sent back to labelling), 200 for bytes seen before."""
+    record = submission.record
     return Response(
         body=record_body(record),
-        status_code=202,
+        status_code=202 if submission.created else 200,
         headers={"Location": f"/images/{record.image_id}"},
     )
+
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+
+@dataclass(frozen=True)
+class SearchPage:
+    limit: int
+    next_token: str | None
+
+
+def search_page(query: Mapping[str, Any] | None) -> SearchPage:
+    query = query or {}
+    limit = _bounded(query.get("limit"), int, 1, MAX_PAGE_SIZE, DEFAULT_PAGE_SIZE)
+    token = query.get("next_token")
+    if token is not None and (not isinstance(token, str) or not token):
+        raise InvalidRequest("`next_token` must be a token from a previous page")
+    return SearchPage(limit=int(limit), next_token=token)
+
+
+def search_body(name: str, hits: list[LabelHit], next_token: str | None) -> dict[str, Any]:
+    return {
+        "label": name,
+        "images": [{"image_id": hit.image_id, "score": hit.score} for hit in hits],
+        "next_token": next_token,
+    }
+
+
+def path_text(segment: str) -> str:
+    """A path parameter as text: API Gateway hands them over still percent-encoded."""
+    return urllib.parse.unquote(segment)

@@ -59,11 +59,8 @@ def _storage(settings: Settings) -> tuple[ImageStore, LabelTable, SqliteDatabase
         raise ConfigError("IMAGELABELLER_BUCKET is required with the aws backend")
     s3 = _aws_client("s3", settings)
     dynamodb = _aws_client("dynamodb", settings)
-    return (
-        S3ImageStore(s3, settings.aws.bucket),
-        DynamoDBLabelTable(dynamodb, settings.aws.table),
-        None,
-    )
+    table = DynamoDBLabelTable(dynamodb, settings.aws.table, settings.aws.label_index_table)
+    return S3ImageStore(s3, settings.aws.bucket), table, None
 
 
 def _labeller(settings: Settings) -> Labeller:

@@ -49,6 +49,7 @@ class AwsSettings:
     region: str = "us-west-2"
     bucket: str = ""
     table: str = "ImageLabels"
+    label_index_table: str = "ImageLabelIndex"
     sagemaker_endpoint: str = ""
     sagemaker_max_attempts: int = 4
     sagemaker_timeout: float = 30.0
@@ -101,6 +102,7 @@ class Settings:
                 region=env.text("AWS_REGION", _lambda_region(env_source) or AwsSettings.region),
                 bucket=env.text("BUCKET", ""),
                 table=env.text("TABLE", AwsSettings.table),
+                label_index_table=env.text("LABEL_INDEX_TABLE", AwsSettings.label_index_table),
                 sagemaker_endpoint=env.text("SAGEMAKER_ENDPOINT", ""),
                 sagemaker_max_attempts=env.integer(
                     "SAGEMAKER_MAX_ATTEMPTS", AwsSettings.sagemaker_max_attempts

@@ -17,6 +17,14 @@ class InvalidRequest(ImageLabellerError):
     code = "invalid_request"
 
 
+class InvalidPageToken(InvalidRequest):
+    pass
+
+
+class Conflict(ImageLabellerError):
+    code = "conflict"
+
+
 class UnsupportedMediaType(ImageLabellerError):
     code = "unsupported_media_type"
 

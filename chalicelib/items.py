@@ -12,7 +12,14 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from chalicelib.models import ImageInfo, ImageRecord, Label, Status, legacy_label
+from chalicelib.models import (
+    ImageInfo,
+    ImageRecord,
+    Label,
+    PreviousResult,
+    Status,
+    legacy_label,
+)
 
 Item = dict[str, Any]
 
@@ -32,6 +39,10 @@ def to_item(record: ImageRecord) -> Item:
             "Sha256": record.image.sha256,
         },
     }
+    # Top level too, for the table's Sha256Index (deduplication).
+    item["Sha256"] = record.image.sha256
+    if record.previous is not None:
+        item["Previous"] = previous_item(record.previous)
     optional: dict[str, Any] = {
         "SourceUrl": record.source_url,
         "Model": record.model,
@@ -42,6 +53,11 @@ def to_item(record: ImageRecord) -> Item:
     if record.labels:
         item["Labels"] = labels_item(record.labels)
     return item
+
+
+def label_key(name: str) -> str:
+    """How a label name is matched in search: case and surrounding spaces do not matter."""
+    return " ".join(name.split()).casefold()
 
 
 def labels_item(labels: tuple[Label, ...]) -> list[dict[str, Any]]:
@@ -87,15 +103,53 @@ def from_item(item: Mapping[str, Any]) -> ImageRecord:
         ),
         submitted_at=datetime.fromisoformat(item["SubmittedAt"]),
         source_url=item.get("SourceUrl"),
-        labels=tuple(
-            Label(name=label["Name"], score=float(label["Score"]))
-            for label in item.get("Labels", [])
-        ),
+        labels=labels_from_item(item.get("Labels", [])),
         model=item.get("Model"),
         error=item.get("Error"),
         labelled_at=datetime.fromisoformat(labelled_at) if labelled_at else None,
         attempts=int(item.get("Attempts", 0)),
+        previous=previous_from_item(item["Previous"]) if "Previous" in item else None,
     )
+
+
+def previous_item(previous: PreviousResult) -> Item:
+    item: Item = {"Status": previous.status.value, "Labels": labels_item(previous.labels)}
+    if previous.model is not None:
+        item["Model"] = previous.model
+    if previous.labelled_at is not None:
+        item["LabelledAt"] = previous.labelled_at.isoformat()
+    return item
+
+
+def previous_from_item(item: Mapping[str, Any]) -> PreviousResult:
+    labelled_at = item.get("LabelledAt")
+    return PreviousResult(
+        status=Status(item["Status"]),
+        labels=labels_from_item(item.get("Labels", [])),
+        model=item.get("Model"),
+        labelled_at=datetime.fromisoformat(labelled_at) if labelled_at else None,
+    )
+
+
+def labels_from_item(labels: list[Any]) -> tuple[Label, ...]:
+    return tuple(Label(name=label["Name"], score=float(label["Score"])) for label in labels)
+
+
+def reopened(item: Item) -> Item:
+    """The item of a finished record sent to be labelled again, keeping its last result."""
+    previous = previous_from_item(item)
+    new = {
+        key: value
+        for key, value in item.items()
+        if key not in ("Labels", "Model", "Error", "LabelledAt", "Previous")
+    }
+    new.update(
+        Status=Status.NOT_CLASSIFIED.value,
+        Label=legacy_label(Status.NOT_CLASSIFIED, ()),
+        Attempts=0,
+        Previous=previous_item(previous),
+    )
+    return new
 
 
 def plain_numbers(value: Any) -> Any:

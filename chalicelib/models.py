@@ -45,6 +45,24 @@ class LabelOutcome:
 
 
 @dataclass(frozen=True)
+class PreviousResult:
+    """What a record said before it was sent to be labelled again."""
+
+    status: Status
+    labels: tuple[Label, ...]
+    model: str | None
+    labelled_at: datetime | None
+
+
+@dataclass(frozen=True)
+class LabelHit:
+    """One image found by label: GET /labels/{name}/images."""
+
+    image_id: str
+    score: float
+
+
+@dataclass(frozen=True)
 class ImageRecord:
     image_id: str
     status: Status
@@ -56,6 +74,7 @@ class ImageRecord:
     error: str | None = None
     labelled_at: datetime | None = None
     attempts: int = 0
+    previous: PreviousResult | None = None
 
     @property
     def legacy_label(self) -> str:

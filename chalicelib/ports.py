@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from chalicelib.models import ImageRecord, Label, LabelOutcome
+from chalicelib.models import ImageRecord, Label, LabelHit, LabelOutcome
 
 
 class ImageStore(Protocol):
@@ -42,6 +42,28 @@ class LabelTable(Protocol):
 
     def count_attempt(self, image_id: str) -> int:
         """Add one to the record's labelling attempts and return the new count."""
+        ...
+
+    def find_by_sha256(self, sha256: str) -> ImageRecord | None:
+        """A record of an image with these exact bytes, if there is one."""
+        ...
+
+    def reopen(self, image_id: str) -> ImageRecord | None:
+        """Send a CLASSIFIED or FAILED record to be labelled again, keeping its result as
+        `previous` and taking it out of search. None (and no change) for any other record."""
+        ...
+
+    def delete(self, image_id: str) -> bool:
+        """Remove the record and its search entries; False if there was none."""
+        ...
+
+    def images_with_label(
+        self, name: str, limit: int, after: str | None
+    ) -> tuple[list[LabelHit], str | None]:
+        """CLASSIFIED images labelled `name`, best score first, a page at a time.
+
+        `after` is the token a previous page returned; raises InvalidPageToken for a token
+        this table did not make. Returns the page and the next token (None at the end)."""
         ...
 
 

@@ -5,6 +5,7 @@ Talks only to the ports; bootstrap.py hands in the adapters.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
@@ -14,18 +15,27 @@ from datetime import datetime
 from chalicelib import imaging
 from chalicelib.config import Limits
 from chalicelib.errors import (
+    Conflict,
     ImageNotFound,
     ImageTooLarge,
     InvalidRequest,
     LabellerUnavailable,
     StoredImageMissing,
 )
-from chalicelib.models import ImageRecord, LabelOutcome, Status, utc_now
+from chalicelib.models import ImageRecord, LabelHit, LabelOutcome, Status, utc_now
 from chalicelib.ports import Fetcher, ImageStore, Labeller, LabelTable, Metrics
 
 log = logging.getLogger(__name__)
 
 MAX_URL_LENGTH = 2048
+
+
+@dataclass(frozen=True)
+class Submission:
+    """An accepted image: a new record (`created`), or the record of the same bytes."""
+
+    record: ImageRecord
+    created: bool
 
 
 @dataclass
@@ -76,7 +86,7 @@ class ImageService:
         self._new_id = new_id
         self._metrics = metrics or _NoMetrics()
 
-    def submit_url(self, url: object) -> ImageRecord:
+    def submit_url(self, url: object) -> Submission:
         if not isinstance(url, str) or not url.strip():
             raise InvalidRequest("`url` must be a non-empty string")
         if len(url) > MAX_URL_LENGTH:
@@ -84,7 +94,7 @@ class ImageService:
         data = self._fetcher.fetch(url.strip())
         return self._accept(data, source_url=url.strip())
 
-    def submit_upload(self, data: bytes) -> ImageRecord:
+    def submit_upload(self, data: bytes) -> Submission:
         return self._accept(data, source_url=None)
 
     def get(self, image_id: str) -> ImageRecord:
@@ -122,11 +132,38 @@ class ImageService:
         for record, outcome in zip(pending, outcomes, strict=True):
             self._finish(record, outcome, report)
 
-    def _accept(self, data: bytes, source_url: str | None) -> ImageRecord:
+    def delete(self, image_id: str) -> None:
+        """Remove the record (and its search entries) first, then the stored image."""
+        if not _looks_like_id(image_id) or not self._table.delete(image_id):
+            raise ImageNotFound(f"no image with id {image_id!r}")
+        self._store.delete(image_id)
+        log.info("deleted image %s", image_id)
+
+    def relabel(self, image_id: str) -> ImageRecord:
+        """Label a finished image again with the current model; its last result is kept."""
+        record = self.get(image_id)
+        if record.status is Status.NOT_CLASSIFIED:
+            raise Conflict(f"image {image_id} is still being labelled")
+        reopened = self._table.reopen(image_id)
+        if reopened is None:
+            raise Conflict(f"image {image_id} changed while it was being sent to relabel")
+        return reopened
+
+    def images_with_label(
+        self, name: str, limit: int, page_token: str | None
+    ) -> tuple[list[LabelHit], str | None]:
+        if not name.strip():
+            raise InvalidRequest("the label name is empty")
+        return self._table.images_with_label(name, limit, page_token)
+
+    def _accept(self, data: bytes, source_url: str | None) -> Submission:
         if len(data) > self._limits.max_image_bytes:
             raise ImageTooLarge(
                 f"the image is {len(data)} bytes; the limit is {self._limits.max_image_bytes}"
             )
+        known = self._table.find_by_sha256(hashlib.sha256(data).hexdigest())
+        if known is not None:
+            return self._resubmitted(known)
         info = imaging.inspect_image(data, self._limits.max_image_pixels)
         record = ImageRecord(
             image_id=self._new_id(),
@@ -145,7 +182,16 @@ class ImageService:
         log.info("accepted image %s (%s, %d bytes)", record.image_id, info.format, len(data))
         self._metrics.record("ImagesSubmitted", 1, "Count")
         self._metrics.publish()
-        return record
+        return Submission(record, created=True)
+
+    def _resubmitted(self, known: ImageRecord) -> Submission:
+        """The same bytes again: the first submission's answer, labelled once. A FAILED one
+        is given another chance, since its failure may have been the model's."""
+        if known.status is Status.FAILED:
+            reopened = self._table.reopen(known.image_id)
+            if reopened is not None:
+                return Submission(reopened, created=True)
+        return Submission(known, created=False)
 
     def _publish_batch(self, report: LabelReport) -> None:
         """Batch size and outcomes; latency from submit to label for each classified image."""

@@ -39,6 +39,15 @@ def photo_jpeg(name: str, quality: int = 90) -> bytes:
         return encode(image.convert("RGB"), "JPEG", quality=quality)
 
 
+def jpeg_variant(data: bytes, n: int) -> bytes:
+    """The same JPEG picture with different bytes (a comment segment numbered n), so that
+    deduplication by SHA-256 treats each variant as a new image."""
+    assert data[:2] == b"\xff\xd8", "not a JPEG"
+    comment = f"variant {n}".encode()
+    segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
+    return data[:2] + segment + data[2:]
+
+
 def encode(image: Image.Image, format_name: str, **options: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=format_name, **options)

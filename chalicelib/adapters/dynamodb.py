@@ -1,36 +1,50 @@
-"""LabelTable on the DynamoDB table `ImageLabels` (partition key `Id`).
+"""LabelTable on the DynamoDB table `ImageLabels` (partition key `Id`), with its
+`Sha256Index` (deduplication) and the search table `ImageLabelIndex` (one item per label
+of each CLASSIFIED image: partition key `LabelKey`, sort key `Rank`, best score first).
 
-Every change is one conditional request, so a replayed stream record can never turn a
-finished image back, and two workers finishing the same image cannot both win.
+Every change is one conditional request, or one transaction when the search table changes
+with the record, so a replayed stream record can never turn a finished image back, and two
+workers finishing the same image cannot both win.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import DuplicateImageId
+from chalicelib.errors import DuplicateImageId, InvalidPageToken
 from chalicelib.items import (
     Item,
     classified_changes,
     failed_changes,
     from_item,
+    label_key,
+    labels_from_item,
     plain_numbers,
+    reopened,
     to_item,
     with_decimals,
 )
-from chalicelib.models import ImageRecord, Label, Status
+from chalicelib.models import ImageRecord, Label, LabelHit, Status
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
+TRANSACTION_CANCELLED = "TransactionCanceledException"
+SHA256_INDEX = "Sha256Index"
+DEFAULT_LABEL_INDEX_TABLE = "ImageLabelIndex"
 
 
 class DynamoDBLabelTable:
-    def __init__(self, client: Any, table_name: str) -> None:
+    def __init__(
+        self, client: Any, table_name: str, label_index_table: str = DEFAULT_LABEL_INDEX_TABLE
+    ) -> None:
         self._client = client
         self._table = table_name
+        self._index = label_index_table
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()
 
@@ -47,18 +61,82 @@ class DynamoDBLabelTable:
             raise
 
     def get(self, image_id: str) -> ImageRecord | None:
-        answer = self._client.get_item(
-            TableName=self._table, Key=self._key(image_id), ConsistentRead=True
+        item = self._item(image_id)
+        return from_item(item) if item is not None else None
+
+    def find_by_sha256(self, sha256: str) -> ImageRecord | None:
+        answer = self._client.query(
+            TableName=self._table,
+            IndexName=SHA256_INDEX,
+            KeyConditionExpression="Sha256 = :sha256",
+            ExpressionAttributeValues={":sha256": {"S": sha256}},
+            Limit=1,
         )
-        if "Item" not in answer:
+        for key in answer.get("Items", []):
+            return self.get(key["Id"]["S"])
+        return None
+
+    def reopen(self, image_id: str) -> ImageRecord | None:
+        old = self._item(image_id)
+        if old is None or old["Status"] == Status.NOT_CLASSIFIED.value:
             return None
-        plain = {
-            name: self._deserializer.deserialize(value) for name, value in answer["Item"].items()
+        new = reopened(old)
+        replace = {
+            "Put": {
+                "TableName": self._table,
+                "Item": self._typed(new),
+                "ConditionExpression": "#status = :seen",
+                "ExpressionAttributeNames": {"#status": "Status"},
+                "ExpressionAttributeValues": {":seen": {"S": old["Status"]}},
+            }
         }
-        return from_item(plain_numbers(plain))
+        if not self._transact([replace, *self._index_deletes(image_id, old)]):
+            return None
+        return from_item(new)
+
+    def delete(self, image_id: str) -> bool:
+        old = self._item(image_id)
+        if old is None:
+            return False
+        remove = {
+            "Delete": {
+                "TableName": self._table,
+                "Key": self._key(image_id),
+                "ConditionExpression": "#status = :seen",
+                "ExpressionAttributeNames": {"#status": "Status"},
+                "ExpressionAttributeValues": {":seen": {"S": old["Status"]}},
+            }
+        }
+        if self._transact([remove, *self._index_deletes(image_id, old)]):
+            return True
+        return self.delete(image_id)  # it changed in between: read it again
+
+    def images_with_label(
+        self, name: str, limit: int, after: str | None
+    ) -> tuple[list[LabelHit], str | None]:
+        request: dict[str, Any] = {
+            "TableName": self._index,
+            "KeyConditionExpression": "LabelKey = :key",
+            "ExpressionAttributeValues": {":key": {"S": label_key(name)}},
+            "Limit": limit,
+        }
+        if after:
+            request["ExclusiveStartKey"] = _start_key(after, label_key(name))
+        answer = self._client.query(**request)
+        hits = [
+            LabelHit(image_id=item["ImageId"]["S"], score=float(item["Score"]["N"]))
+            for item in answer.get("Items", [])
+        ]
+        last = answer.get("LastEvaluatedKey")
+        return hits, _page_token(last) if last and hits else None
 
     def complete(self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime) -> bool:
-        return self._finish(image_id, classified_changes(labels, model, at))
+        update = {"Update": self._finish_request(image_id, classified_changes(labels, model, at))}
+        puts = [
+            {"Put": {"TableName": self._index, "Item": self._typed(entry)}}
+            for entry in index_entries(image_id, labels)
+        ]
+        return self._transact([update, *puts])
 
     def fail(self, image_id: str, error: str, model: str | None, at: datetime) -> bool:
         return self._finish(image_id, failed_changes(error, model, at))
@@ -80,28 +158,60 @@ class DynamoDBLabelTable:
         return int(answer["Attributes"]["Attempts"]["N"])
 
     def _finish(self, image_id: str, changes: Item) -> bool:
-        names = {f"#a{index}": name for index, name in enumerate(changes)}
-        values = {f":v{index}": value for index, value in enumerate(changes.values())}
-        assignments = ", ".join(
-            f"{name} = {value}" for name, value in zip(names, values, strict=True)
-        )
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._key(image_id),
-                UpdateExpression=f"SET {assignments}",
-                ConditionExpression="#status = :pending",
-                ExpressionAttributeNames={**names, "#status": "Status"},
-                ExpressionAttributeValues={
-                    **self._typed(values),
-                    ":pending": {"S": Status.NOT_CLASSIFIED.value},
-                },
-            )
+            self._client.update_item(**self._finish_request(image_id, changes))
         except ClientError as error:
             if _code(error) == CONDITION_FAILED:
                 return False
             raise
         return True
+
+    def _finish_request(self, image_id: str, changes: Item) -> dict[str, Any]:
+        """A conditional update setting `changes` on a record still NOT_CLASSIFIED."""
+        names = {f"#a{index}": name for index, name in enumerate(changes)}
+        values = {f":v{index}": value for index, value in enumerate(changes.values())}
+        assignments = ", ".join(
+            f"{name} = {value}" for name, value in zip(names, values, strict=True)
+        )
+        return {
+            "TableName": self._table,
+            "Key": self._key(image_id),
+            "UpdateExpression": f"SET {assignments}",
+            "ConditionExpression": "#status = :pending",
+            "ExpressionAttributeNames": {**names, "#status": "Status"},
+            "ExpressionAttributeValues": {
+                **self._typed(values),
+                ":pending": {"S": Status.NOT_CLASSIFIED.value},
+            },
+        }
+
+    def _transact(self, items: list[dict[str, Any]]) -> bool:
+        """Run the writes as one transaction; False if a condition did not hold."""
+        try:
+            self._client.transact_write_items(TransactItems=items)
+        except ClientError as error:
+            if _code(error) == TRANSACTION_CANCELLED and _condition_failed(error):
+                return False
+            raise
+        return True
+
+    def _index_deletes(self, image_id: str, item: Item) -> list[dict[str, Any]]:
+        labels = labels_from_item(item.get("Labels", []))
+        return [
+            {"Delete": {"TableName": self._index, "Key": self._typed(_index_key(entry))}}
+            for entry in index_entries(image_id, labels)
+        ]
+
+    def _item(self, image_id: str) -> Item | None:
+        answer = self._client.get_item(
+            TableName=self._table, Key=self._key(image_id), ConsistentRead=True
+        )
+        if "Item" not in answer:
+            return None
+        plain = {
+            name: self._deserializer.deserialize(value) for name, value in answer["Item"].items()
+        }
+        return dict(plain_numbers(plain))
 
     def _key(self, image_id: str) -> dict[str, Any]:
         return {"Id": {"S": image_id}}
@@ -110,6 +220,45 @@ class DynamoDBLabelTable:
         return {
             name: self._serializer.serialize(value) for name, value in with_decimals(item).items()
         }
+
+
+def index_entries(image_id: str, labels: tuple[Label, ...]) -> list[Item]:
+    """The search table's items for an image's labels."""
+    return [
+        {
+            "LabelKey": label_key(label.name),
+            "Rank": f"{1 - label.score:.9f}#{image_id}",
+            "ImageId": image_id,
+            "Name": label.name,
+            "Score": label.score,
+        }
+        for label in labels
+    ]
+
+
+def _index_key(entry: Item) -> Item:
+    return {"LabelKey": entry["LabelKey"], "Rank": entry["Rank"]}
+
+
+def _page_token(last_key: dict[str, Any]) -> str:
+    plain = {"LabelKey": last_key["LabelKey"]["S"], "Rank": last_key["Rank"]["S"]}
+    return base64.urlsafe_b64encode(json.dumps(plain).encode()).decode()
+
+
+def _start_key(token: str, expected_label: str) -> dict[str, Any]:
+    try:
+        plain = json.loads(base64.urlsafe_b64decode(token.encode()))
+        key = {"LabelKey": {"S": str(plain["LabelKey"])}, "Rank": {"S": str(plain["Rank"])}}
+    except (ValueError, TypeError, KeyError, UnicodeError):
+        raise InvalidPageToken("`next_token` is not a token this service made") from None
+    if plain["LabelKey"] != expected_label:
+        raise InvalidPageToken("`next_token` belongs to another label")
+    return key
+
+
+def _condition_failed(error: ClientError) -> bool:
+    reasons = error.response.get("CancellationReasons", [])
+    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
 
 
 def _code(error: ClientError) -> str:

@@ -7,6 +7,7 @@ stream: INSERT for a new record, MODIFY for a change, each with the item before 
 
 from __future__ import annotations
 
+import base64
 import json
 import sqlite3
 import threading
@@ -18,9 +19,17 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import DuplicateImageId
-from chalicelib.items import Item, classified_changes, failed_changes, from_item, to_item
-from chalicelib.models import ImageRecord, Label, Status
+from chalicelib.errors import DuplicateImageId, InvalidPageToken
+from chalicelib.items import (
+    Item,
+    classified_changes,
+    failed_changes,
+    from_item,
+    label_key,
+    reopened,
+    to_item,
+)
+from chalicelib.models import ImageRecord, Label, LabelHit, Status
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -36,6 +45,14 @@ CREATE TABLE IF NOT EXISTS stream_log (
     new_item   TEXT,
     created_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS images_by_sha256 ON images (json_extract(item, '$.Sha256'));
+CREATE TABLE IF NOT EXISTS label_index (
+    label_key TEXT NOT NULL,
+    image_id  TEXT NOT NULL,
+    score     REAL NOT NULL,
+    PRIMARY KEY (label_key, image_id)
+);
+CREATE INDEX IF NOT EXISTS label_index_by_score ON label_index (label_key, score DESC, image_id);
 CREATE TABLE IF NOT EXISTS stream_checkpoints (
     consumer TEXT PRIMARY KEY,
     seq      INTEGER NOT NULL
@@ -112,12 +129,60 @@ class SqliteLabelTable:
             _write(connection, image_id, old, new)
             return int(new["Attempts"])
 
+    def find_by_sha256(self, sha256: str) -> ImageRecord | None:
+        rows = self._db.query(
+            "SELECT item FROM images WHERE json_extract(item, '$.Sha256') = ?"
+            " ORDER BY json_extract(item, '$.SubmittedAt') LIMIT 1",
+            (sha256,),
+        )
+        return from_item(json.loads(rows[0][0])) if rows else None
+
+    def reopen(self, image_id: str) -> ImageRecord | None:
+        with self._db.transaction() as connection:
+            old = _current_item(connection, image_id)
+            if old is None or old["Status"] == Status.NOT_CLASSIFIED.value:
+                return None
+            new = reopened(old)
+            _write(connection, image_id, old, new)
+            connection.execute("DELETE FROM label_index WHERE image_id = ?", (image_id,))
+            return from_item(new)
+
+    def delete(self, image_id: str) -> bool:
+        with self._db.transaction() as connection:
+            old = _current_item(connection, image_id)
+            if old is None:
+                return False
+            connection.execute("DELETE FROM images WHERE id = ?", (image_id,))
+            connection.execute("DELETE FROM label_index WHERE image_id = ?", (image_id,))
+            _append_change(connection, "REMOVE", image_id, old, None)
+            return True
+
+    def images_with_label(
+        self, name: str, limit: int, after: str | None
+    ) -> tuple[list[LabelHit], str | None]:
+        score, last_id = _page_position(after) if after else (2.0, "")
+        rows = self._db.query(
+            "SELECT image_id, score FROM label_index WHERE label_key = ?"
+            " AND (score < ? OR (score = ? AND image_id > ?))"
+            " ORDER BY score DESC, image_id LIMIT ?",
+            (label_key(name), score, score, last_id, limit + 1),
+        )
+        hits = [LabelHit(image_id=row[0], score=row[1]) for row in rows[:limit]]
+        more = len(rows) > limit
+        return hits, _page_token(hits[-1]) if more else None
+
     def _finish(self, image_id: str, changes: Item) -> bool:
         with self._db.transaction() as connection:
             old = _current_item(connection, image_id)
             if old is None or old["Status"] != Status.NOT_CLASSIFIED.value:
                 return False
             _write(connection, image_id, old, {**old, **changes})
+            for label in changes.get("Labels", []):
+                connection.execute(
+                    "INSERT OR REPLACE INTO label_index (label_key, image_id, score)"
+                    " VALUES (?, ?, ?)",
+                    (label_key(label["Name"]), image_id, label["Score"]),
+                )
             return True
 
 
@@ -166,6 +231,19 @@ class SqliteChangeLog:
                 " ON CONFLICT(consumer) DO UPDATE SET seq = excluded.seq",
                 (consumer, seq),
             )
+
+
+def _page_token(last: LabelHit) -> str:
+    raw = json.dumps([last.score, last.image_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def _page_position(token: str) -> tuple[float, str]:
+    try:
+        score, image_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(score), str(image_id)
+    except (ValueError, TypeError, UnicodeError):
+        raise InvalidPageToken("`next_token` is not a token this service made") from None
 
 
 def _current_item(connection: sqlite3.Connection, image_id: str) -> Item | None:

@@ -171,7 +171,7 @@ def test_legacy_routes_need_their_parameter(client: Client, path: str) -> None:
 
 
 def test_wrong_method_answers_our_error_shape(client: Client) -> None:
-    assert_error(client.http.delete("/images/nope"), 405, "method_not_allowed")
+    assert_error(client.http.put("/images/nope"), 405, "method_not_allowed")
 
 
 def test_bad_requests_leave_earlier_records_intact(client: Client) -> None:
@@ -211,3 +211,100 @@ def test_labels_can_be_cut_by_count_and_score(client: Client) -> None:
 def test_label_view_bounds_are_checked(client: Client, query: str) -> None:
     image_id = body(upload(client, photo_png("coffee")))["image_id"]
     assert_error(client.http.get(f"/images/{image_id}?{query}"), 400, "invalid_request")
+
+
+def test_the_same_bytes_are_stored_and_labelled_once(client: Client) -> None:
+    first = upload(client, photo_png("coffee"))
+    again = upload(client, photo_png("coffee"))
+    assert (first.status_code, again.status_code) == (202, 200)
+    assert body(again)["image_id"] == body(first)["image_id"]
+    deliver_stream(client)
+    third = upload(client, photo_png("coffee"))
+    assert third.status_code == 200
+    assert body(third)["status"] == "CLASSIFIED"
+    assert body(third)["labels"][0]["name"] == "espresso"
+
+
+def test_the_same_bytes_after_a_failure_are_labelled_again(client: Client) -> None:
+    image_id = body(upload(client, photo_png("coffee")))["image_id"]
+    store_path = components().settings.data_dir / "images" / image_id
+    original = store_path.read_bytes()
+    store_path.write_bytes(b"damaged")
+    deliver_stream(client)
+    assert body(client.http.get(f"/images/{image_id}"))["status"] == "FAILED"
+    store_path.write_bytes(original)
+    retried = upload(client, photo_png("coffee"))
+    assert retried.status_code == 202
+    assert body(retried)["image_id"] == image_id
+    assert body(retried)["previous"]["status"] == "FAILED"
+    deliver_stream(client)
+    assert body(client.http.get(f"/images/{image_id}"))["status"] == "CLASSIFIED"
+
+
+def test_deleted_image_is_gone_everywhere(client: Client) -> None:
+    image_id = body(upload(client, photo_png("coffee")))["image_id"]
+    deliver_stream(client)
+    response = client.http.delete(f"/images/{image_id}")
+    assert (response.status_code, response.body) == (204, b"")
+    assert_error(client.http.get(f"/images/{image_id}"), 404, "not_found")
+    assert body(client.http.get("/labels/espresso/images"))["images"] == []
+    assert not (components().settings.data_dir / "images" / image_id).exists()
+    assert_error(client.http.delete(f"/images/{image_id}"), 404, "not_found")
+    assert_error(client.http.delete("/images/not-an-id"), 404, "not_found")
+
+
+def test_relabel_labels_again_and_keeps_the_previous_result(client: Client) -> None:
+    image_id = body(upload(client, photo_png("coffee")))["image_id"]
+    assert_error(client.http.post(f"/images/{image_id}/relabel"), 409, "conflict")
+    deliver_stream(client)
+    first = body(client.http.get(f"/images/{image_id}"))
+    response = client.http.post(f"/images/{image_id}/relabel")
+    assert response.status_code == 202
+    pending = body(response)
+    assert (pending["status"], pending["labels"]) == ("NOT_CLASSIFIED", [])
+    assert pending["previous"] == {
+        "status": "CLASSIFIED",
+        "labels": first["labels"],
+        "model": first["model"],
+        "labelled_at": first["labelled_at"],
+    }
+    deliver_stream(client)
+    again = body(client.http.get(f"/images/{image_id}"))
+    assert again["status"] == "CLASSIFIED"
+    assert again["labels"][0]["name"] == "espresso"
+    assert again["previous"]["labelled_at"] == first["labelled_at"]
+    assert_error(
+        client.http.post("/images/00000000-0000-4000-8000-000000000000/relabel"), 404, "not_found"
+    )
+
+
+def test_search_by_label_best_first_in_pages(client: Client) -> None:
+    ids = [body(upload(client, photo_jpeg("coffee", quality)))["image_id"] for quality in (60, 90)]
+    cat = body(upload(client, photo_png("chelsea")))["image_id"]
+    deliver_stream(client)
+    scores = {
+        image_id: body(client.http.get(f"/images/{image_id}"))["labels"][0]["score"]
+        for image_id in ids
+    }
+    first = body(client.http.get("/labels/espresso/images?limit=1"))
+    assert first["label"] == "espresso" and len(first["images"]) == 1 and first["next_token"]
+    second = body(
+        client.http.get(f"/labels/espresso/images?limit=1&next_token={first['next_token']}")
+    )
+    found = first["images"] + second["images"]
+    assert [hit["image_id"] for hit in found] == sorted(ids, key=lambda i: -scores[i])
+    assert [hit["score"] for hit in found] == sorted(scores.values(), reverse=True)
+    assert second["next_token"] is None
+    cats = body(client.http.get("/labels/Tiger%20Cat/images"))
+    assert cats["label"] == "Tiger Cat"
+    assert cat in [hit["image_id"] for hit in cats["images"]]
+    assert body(client.http.get("/labels/unicorn/images")) == {
+        "label": "unicorn",
+        "images": [],
+        "next_token": None,
+    }
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "next_token=garbage"])
+def test_search_refuses_bad_paging(client: Client, query: str) -> None:
+    assert_error(client.http.get(f"/labels/espresso/images?{query}"), 400, "invalid_request")

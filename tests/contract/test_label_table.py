@@ -1,12 +1,13 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.errors import DuplicateImageId
-from chalicelib.models import ImageInfo, ImageRecord, Label, Status
+from chalicelib.errors import DuplicateImageId, InvalidPageToken
+from chalicelib.models import ImageInfo, ImageRecord, Label, LabelHit, Status
 from chalicelib.ports import LabelTable
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -98,3 +99,98 @@ def test_attempts_count_up_and_keep_the_record_pending(label_table: LabelTable) 
     stored = label_table.get(record.image_id)
     assert stored is not None
     assert (stored.status, stored.attempts) == (Status.NOT_CLASSIFIED, 3)
+
+
+def classified(label_table: LabelTable, labels: tuple[Label, ...], sha: str = "") -> ImageRecord:
+    record = new_record()
+    if sha:
+        record = replace(record, image=replace(record.image, sha256=sha))
+    label_table.insert(record)
+    label_table.complete(record.image_id, labels, "model-a", T0)
+    stored = label_table.get(record.image_id)
+    assert stored is not None
+    return stored
+
+
+def all_hits(label_table: LabelTable, name: str, limit: int) -> list[LabelHit]:
+    hits, token = label_table.images_with_label(name, limit, None)
+    while token:
+        page, token = label_table.images_with_label(name, limit, token)
+        assert len(page) <= limit
+        hits += page
+    return hits
+
+
+def test_record_is_found_by_the_sha256_of_its_bytes(label_table: LabelTable) -> None:
+    record = new_record()
+    label_table.insert(replace(record, image=replace(record.image, sha256="cd" * 32)))
+    found = label_table.find_by_sha256("cd" * 32)
+    assert found is not None and found.image_id == record.image_id
+    assert label_table.find_by_sha256("ef" * 32) is None
+
+
+def test_search_finds_classified_images_best_score_first_across_pages(
+    label_table: LabelTable,
+) -> None:
+    scores = [0.9, 0.2, 0.75, 0.5, 0.05]
+    ids = {
+        score: classified(label_table, (Label("tabby", score), Label("pug", 0.01))).image_id
+        for score in scores
+    }
+    pending = new_record()
+    label_table.insert(pending)  # not labelled: not found
+    hits = all_hits(label_table, "Tabby ", limit=2)  # case and spaces do not matter
+    assert [(hit.image_id, hit.score) for hit in hits] == [
+        (ids[score], score) for score in sorted(scores, reverse=True)
+    ]
+    assert [hit.score for hit in all_hits(label_table, "pug", 10)] == [0.01] * 5
+    assert label_table.images_with_label("espresso", 10, None) == ([], None)
+
+
+def test_failed_images_are_not_searchable(label_table: LabelTable) -> None:
+    record = new_record()
+    label_table.insert(record)
+    label_table.fail(record.image_id, "broken", "m", T0)
+    assert label_table.images_with_label("espresso", 10, None) == ([], None)
+
+
+def test_a_token_from_elsewhere_is_refused(label_table: LabelTable) -> None:
+    classified(label_table, (Label("tabby", 0.5),))
+    classified(label_table, (Label("tabby", 0.4),))
+    _, token = label_table.images_with_label("tabby", 1, None)
+    assert token is not None
+    for bad in ("not-a-token", "e30=", token[:-4]):
+        with pytest.raises(InvalidPageToken):
+            label_table.images_with_label("tabby", 1, bad)
+
+
+def test_reopen_keeps_the_previous_result_and_leaves_search(label_table: LabelTable) -> None:
+    record = classified(label_table, LABELS)
+    reopened = label_table.reopen(record.image_id)
+    assert reopened is not None
+    assert (reopened.status, reopened.labels, reopened.model) == (Status.NOT_CLASSIFIED, (), None)
+    assert reopened.previous is not None
+    assert (reopened.previous.labels, reopened.previous.model) == (LABELS, "model-a")
+    assert reopened.previous.labelled_at == T0
+    assert label_table.get(record.image_id) == reopened
+    assert label_table.images_with_label("espresso", 10, None) == ([], None)
+    assert label_table.complete(record.image_id, (Label("latte", 0.7),), "model-b", T0)
+    assert [hit.image_id for hit in all_hits(label_table, "latte", 10)] == [record.image_id]
+    assert all_hits(label_table, "espresso", 10) == []
+
+
+def test_reopen_refuses_a_pending_or_unknown_record(label_table: LabelTable) -> None:
+    pending = new_record()
+    label_table.insert(pending)
+    assert label_table.reopen(pending.image_id) is None
+    assert label_table.get(pending.image_id) == pending
+    assert label_table.reopen(str(uuid.uuid4())) is None
+
+
+def test_delete_removes_the_record_and_its_search_entries(label_table: LabelTable) -> None:
+    gone = classified(label_table, LABELS)
+    kept = classified(label_table, LABELS)
+    assert label_table.delete(gone.image_id)
+    assert label_table.get(gone.image_id) is None
+    assert [hit.image_id for hit in all_hits(label_table, "espresso", 10)] == [kept.image_id]
+    assert not label_table.delete(gone.image_id)

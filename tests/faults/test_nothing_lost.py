@@ -22,8 +22,8 @@ from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from chalicelib.models import ImageRecord, LabelOutcome, Status
 from chalicelib.ports import Labeller
 from chalicelib.service import ImageService
-from chalicelib.stream_events import inserted_image_ids
-from tests.support import photo_jpeg, photo_png
+from chalicelib.stream_events import image_ids_to_label
+from tests.support import jpeg_variant, photo_jpeg
 
 BATCH = 4
 
@@ -65,7 +65,7 @@ class World:
         self.accepted: list[str] = []
 
     def handler(self, event: dict[str, Any], context: Any) -> None:
-        self.service.label_images(inserted_image_ids(event["Records"]))
+        self.service.label_images(image_ids_to_label(event["Records"]))
 
     def poller(
         self, handler: Callable[[dict[str, Any], Any], None] | None = None
@@ -74,9 +74,10 @@ class World:
         return LocalStreamPoller(source, handler or self.handler, BATCH, poll_seconds=0.01)
 
     def submit(self, count: int) -> None:
-        photos = [photo_png("coffee"), photo_jpeg("chelsea"), photo_png("motorcycle")]
+        photos = [photo_jpeg("coffee"), photo_jpeg("chelsea"), photo_jpeg("motorcycle")]
         for index in range(count):
-            self.accepted.append(self.service.submit_upload(photos[index % 3]).image_id)
+            photo = jpeg_variant(photos[index % 3], len(self.accepted))
+            self.accepted.append(self.service.submit_upload(photo).record.image_id)
 
     def drain(self, poller: LocalStreamPoller | None = None, max_failures: int = 20) -> None:
         """Deliver until the stream is empty, retrying failed batches as Lambda would."""
@@ -149,7 +150,7 @@ def test_crash_after_part_of_a_batch_was_written(
     crashed: list[list[str]] = []
 
     def crash_after_labelling(event: dict[str, Any], context: Any) -> None:
-        ids = inserted_image_ids(event["Records"])
+        ids = image_ids_to_label(event["Records"])
         if not crashed:
             world.service.label_images(ids[:2])  # half the batch is written, then the crash
             crashed.append(ids)

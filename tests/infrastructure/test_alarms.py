@@ -267,7 +267,7 @@ def test_failed_share_reads_exactly_what_the_app_emits(
         limits=Limits(),
         metrics=EmfMetrics(),
     )
-    images = [service.submit_upload(solid_image(size=(32 + n, 32))) for n in range(3)]
+    images = [service.submit_upload(solid_image(size=(32 + n, 32))).record for n in range(3)]
     capsys.readouterr()
     service.label_images([image.image_id for image in images])
     [emitted] = [

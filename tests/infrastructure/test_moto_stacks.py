@@ -144,6 +144,10 @@ def test_storage_stacks_export_the_agreed_names_with_the_real_values(storage: St
         "imagelabeller-dynamodb-TableName": TABLE,
         "imagelabeller-dynamodb-TableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}",
         "imagelabeller-dynamodb-StreamArn": table["LatestStreamArn"],
+        "imagelabeller-dynamodb-LabelIndexTableName": "ImageLabelIndex",
+        "imagelabeller-dynamodb-LabelIndexTableArn": (
+            f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/ImageLabelIndex"
+        ),
     }
     assert table["LatestStreamArn"].startswith(
         f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}/stream/"
@@ -180,12 +184,20 @@ def test_label_table_works_on_the_stacks_table_and_its_stream_shows_the_writes(
     storage: Storage,
 ) -> None:
     client = boto3.client("dynamodb", region_name=REGION)
-    table = DynamoDBLabelTable(client, storage.exports["imagelabeller-dynamodb-TableName"])
+    table = DynamoDBLabelTable(
+        client,
+        storage.exports["imagelabeller-dynamodb-TableName"],
+        storage.exports["imagelabeller-dynamodb-LabelIndexTableName"],
+    )
     record = new_record()
     table.insert(record)
     assert table.complete(record.image_id, (Label("espresso", 0.95),), "model-a", T0)
     stored = table.get(record.image_id)
     assert stored is not None and stored.status is Status.CLASSIFIED
+    found = table.find_by_sha256(record.image.sha256)
+    assert found is not None and found.image_id == record.image_id
+    hits, _ = table.images_with_label("espresso", 10, None)
+    assert [hit.image_id for hit in hits] == [record.image_id]
 
     streams = boto3.client("dynamodbstreams", region_name=REGION)
     stream_arn = storage.exports["imagelabeller-dynamodb-StreamArn"]
@@ -213,7 +225,8 @@ def test_table_is_on_demand_streamed_and_cannot_be_deleted(storage: Storage) -> 
         "StreamEnabled": True,
         "StreamViewType": "NEW_AND_OLD_IMAGES",
     }
-    assert table.get("GlobalSecondaryIndexes", []) == table.get("LocalSecondaryIndexes", []) == []
+    assert [index["IndexName"] for index in table["GlobalSecondaryIndexes"]] == ["Sha256Index"]
+    assert table.get("LocalSecondaryIndexes", []) == []
     assert table["DeletionProtectionEnabled"] is True
     with pytest.raises(ClientError) as refused:
         client.delete_table(TableName=TABLE)

@@ -42,6 +42,8 @@ EXPECTED_EXPORTS = {
         "imagelabeller-dynamodb-TableName",
         "imagelabeller-dynamodb-TableArn",
         "imagelabeller-dynamodb-StreamArn",
+        "imagelabeller-dynamodb-LabelIndexTableName",
+        "imagelabeller-dynamodb-LabelIndexTableArn",
     },
     "sagemaker.yaml": {
         "imagelabeller-sagemaker-EndpointName",
@@ -90,7 +92,11 @@ def bucket() -> dict[str, Any]:
 
 
 def table() -> dict[str, Any]:
-    return one_resource_of_type(load_template("dynamodb.yaml"), "AWS::DynamoDB::Table")
+    return dict(load_template("dynamodb.yaml")["Resources"]["LabelTable"])
+
+
+def label_index_table() -> dict[str, Any]:
+    return dict(load_template("dynamodb.yaml")["Resources"]["LabelIndexTable"])
 
 
 # --- every template ------------------------------------------------------------------------
@@ -148,8 +154,9 @@ def test_every_name_the_app_imports_is_exported_by_a_stack() -> None:
 
 def test_stream_export_is_the_tables_stream_arn() -> None:
     stream = exports(load_template("dynamodb.yaml"))["imagelabeller-dynamodb-StreamArn"]
-    [logical_id] = resources_of_type(load_template("dynamodb.yaml"), "AWS::DynamoDB::Table")
-    assert stream == {"Fn::GetAtt": [logical_id, "StreamArn"]}
+    tables = resources_of_type(load_template("dynamodb.yaml"), "AWS::DynamoDB::Table")
+    assert sorted(tables) == ["LabelIndexTable", "LabelTable"]
+    assert stream == {"Fn::GetAtt": ["LabelTable", "StreamArn"]}
 
 
 # --- s3.yaml ---------------------------------------------------------------------------------
@@ -219,7 +226,9 @@ def test_bucket_keeps_deleted_images_30_days_and_cleans_up_after_itself() -> Non
     assert not any("ExpirationInDays" in rule or "ExpirationDate" in rule for rule in rules)
 
 
-@pytest.mark.parametrize("resource", [bucket, table], ids=["bucket", "table"])
+@pytest.mark.parametrize(
+    "resource", [bucket, table, label_index_table], ids=["bucket", "table", "label-index"]
+)
 def test_user_data_outlives_its_stack(resource: Any) -> None:
     found = resource()
     assert (found["DeletionPolicy"], found["UpdateReplacePolicy"]) == ("Retain", "Retain")
@@ -232,12 +241,34 @@ def test_table_is_the_storage_contracts_imagelabels_table() -> None:
     properties = table()["Properties"]
     assert properties["TableName"] == TABLE
     assert properties["KeySchema"] == [{"AttributeName": "Id", "KeyType": "HASH"}]
-    assert properties["AttributeDefinitions"] == [{"AttributeName": "Id", "AttributeType": "S"}]
+    assert properties["AttributeDefinitions"] == [
+        {"AttributeName": "Id", "AttributeType": "S"},
+        {"AttributeName": "Sha256", "AttributeType": "S"},
+    ]
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert "ProvisionedThroughput" not in properties
-    # The service only gets items by id; an index would be paid for and never read.
-    assert "GlobalSecondaryIndexes" not in properties
+    # Deduplication queries this index (chalicelib/adapters/dynamodb.py); it needs keys only.
+    assert properties["GlobalSecondaryIndexes"] == [
+        {
+            "IndexName": "Sha256Index",
+            "KeySchema": [{"AttributeName": "Sha256", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"},
+        }
+    ]
     assert "LocalSecondaryIndexes" not in properties
+
+
+def test_search_table_is_queried_by_label_best_score_first() -> None:
+    properties = label_index_table()["Properties"]
+    assert properties["TableName"] == "ImageLabelIndex"
+    assert properties["KeySchema"] == [
+        {"AttributeName": "LabelKey", "KeyType": "HASH"},
+        {"AttributeName": "Rank", "KeyType": "RANGE"},
+    ]
+    assert properties["BillingMode"] == "PAY_PER_REQUEST"
+    assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert properties["SSESpecification"] == {"SSEEnabled": True}
+    assert properties["DeletionProtectionEnabled"] is True
 
 
 def test_table_streams_new_and_old_images() -> None:
@@ -252,16 +283,19 @@ def test_table_has_point_in_time_recovery_encryption_and_deletion_protection() -
     assert properties["DeletionProtectionEnabled"] is True
 
 
-def test_table_name_is_the_one_every_deployed_stage_uses() -> None:
+def test_table_names_are_the_ones_every_deployed_stage_uses() -> None:
     for stage, settings in deployed_stages().items():
-        assert settings["environment_variables"]["IMAGELABELLER_TABLE"] == TABLE, stage
+        variables = settings["environment_variables"]
+        assert variables["IMAGELABELLER_TABLE"] == TABLE, stage
+        assert variables["IMAGELABELLER_LABEL_INDEX_TABLE"] == "ImageLabelIndex", stage
     place = Deployment()
+    allowed = (f":table/{TABLE}", f":table/{TABLE}/index/Sha256Index", ":table/ImageLabelIndex")
     for path in CHALICE_DIR.glob("policy-*.json"):
         for statement in read_json(path)["Statement"]:
             for resource in as_list(statement["Resource"]):
                 arn = place.resolve(resource) if "Fn::ImportValue" not in resource else ""
                 if ":dynamodb:" in arn:
-                    assert arn.endswith(f":table/{TABLE}"), path
+                    assert arn.endswith(allowed), (path, arn)
 
 
 # --- sagemaker.yaml --------------------------------------------------------------------------

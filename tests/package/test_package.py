@@ -113,11 +113,16 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         stack = deployment(stage).stack_name
         return f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{stack}-{function}:*"
 
+    search = f"arn:aws:dynamodb:{region}:{account}:table/ImageLabelIndex"
     api = {
         ("s3:PutObject", f"{bucket}/*"),
         ("s3:DeleteObject", f"{bucket}/*"),
         ("dynamodb:PutItem", table),
         ("dynamodb:GetItem", table),
+        ("dynamodb:DeleteItem", table),
+        ("dynamodb:Query", f"{table}/index/Sha256Index"),
+        ("dynamodb:Query", search),
+        ("dynamodb:DeleteItem", search),
         ("logs:CreateLogStream", logs("api_handler")),
         ("logs:PutLogEvents", logs("api_handler")),
     }
@@ -127,6 +132,7 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         ("s3:ListBucket", bucket),
         ("dynamodb:GetItem", table),
         ("dynamodb:UpdateItem", table),
+        ("dynamodb:PutItem", search),
         ("dynamodb:DescribeStream", stream_arn(stage)),
         ("dynamodb:GetRecords", stream_arn(stage)),
         ("dynamodb:GetShardIterator", stream_arn(stage)),
@@ -146,6 +152,7 @@ def expected_environment(stage: Stage) -> dict[str, Any]:
         "IMAGELABELLER_LABELLER": stage.labeller,
         "IMAGELABELLER_AWS_REGION": stage.region,
         "IMAGELABELLER_TABLE": TABLE,
+        "IMAGELABELLER_LABEL_INDEX_TABLE": "ImageLabelIndex",
         "IMAGELABELLER_BUCKET": {"Fn::Sub": BUCKET_SCHEME},
         "IMAGELABELLER_STREAM_ARN": {"Fn::ImportValue": STREAM_EXPORT},
         "IMAGELABELLER_SAGEMAKER_ENDPOINT": SAGEMAKER_ENDPOINT,

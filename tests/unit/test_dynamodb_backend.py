@@ -9,7 +9,7 @@ import boto3
 from chalicelib.adapters.dynamodb import DynamoDBLabelTable
 from chalicelib.local.dynamodb_streams import DynamoDBStreamSource
 from chalicelib.models import Label
-from chalicelib.stream_events import inserted_image_ids
+from chalicelib.stream_events import image_ids_to_label
 from tests.contract.test_label_table import T0, new_record
 from tests.fixtures.aws import REGION, TABLE
 
@@ -40,7 +40,7 @@ def test_stream_source_hands_over_inserts_shaped_as_lambda_delivers_them(
     dynamodb_table.insert(first)
     dynamodb_table.insert(second)
     batch = source.read(10)
-    assert inserted_image_ids(batch.records) == [first.image_id, second.image_id]
+    assert image_ids_to_label(batch.records) == [first.image_id, second.image_id]
     record = batch.records[0]
     assert record["eventSourceARN"].endswith(
         dynamodb_client.describe_table(TableName=TABLE)["Table"]["LatestStreamLabel"]
@@ -76,6 +76,6 @@ def test_batches_respect_the_limit(
     delivered = []
     while (batch := source.read(2)).records:
         assert len(batch.records) <= 2
-        delivered += inserted_image_ids(batch.records)
+        delivered += image_ids_to_label(batch.records)
         source.acknowledge(batch)
     assert delivered == [record.image_id for record in records]

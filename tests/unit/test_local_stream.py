@@ -12,7 +12,7 @@ from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLa
 from chalicelib.items import from_item, to_item
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from chalicelib.models import Label, Status
-from chalicelib.stream_events import inserted_image_ids
+from chalicelib.stream_events import image_ids_to_label
 from tests.contract.test_label_table import T0, new_record
 from tests.support import poll
 
@@ -70,7 +70,7 @@ def test_changes_arrive_as_modify_records_with_both_images(
     assert modify["dynamodb"]["OldImage"]["Status"] == {"S": "NOT_CLASSIFIED"}
     assert modify["dynamodb"]["NewImage"]["Labels"]["L"][0]["M"]["Score"] == {"N": "0.25"}
     assert int(insert["dynamodb"]["SequenceNumber"]) < int(modify["dynamodb"]["SequenceNumber"])
-    assert inserted_image_ids(handler.events[0]["Records"]) == [record.image_id]
+    assert image_ids_to_label(handler.events[0]["Records"]) == [record.image_id]
 
 
 def test_batches_respect_the_batch_size_and_keep_order(
@@ -82,7 +82,7 @@ def test_batches_respect_the_batch_size_and_keep_order(
     handler = RecordingHandler()
     stream = poller(database, handler, batch=2)
     assert [stream.deliver_pending() for _ in range(4)] == [2, 2, 1, 0]
-    delivered = [inserted_image_ids(event["Records"]) for event in handler.events]
+    delivered = [image_ids_to_label(event["Records"]) for event in handler.events]
     assert delivered == [[r.image_id for r in records[i : i + 2]] for i in (0, 2, 4)]
 
 
@@ -111,7 +111,7 @@ def test_a_new_process_resumes_where_the_last_one_stopped(tmp_path: Path) -> Non
 
     handler = RecordingHandler()
     poller(SqliteDatabase(path), handler).deliver_pending()
-    assert [inserted_image_ids(event["Records"]) for event in handler.events] == [
+    assert [image_ids_to_label(event["Records"]) for event in handler.events] == [
         [pending.image_id]
     ]
 
@@ -129,10 +129,10 @@ def test_background_thread_delivers_without_being_asked(
     finally:
         stream.stop()
     assert len(handler.events) >= 2, "the poller did not retry the failed batch"
-    assert inserted_image_ids(handler.events[-1]["Records"]) == [record.image_id]
+    assert image_ids_to_label(handler.events[-1]["Records"]) == [record.image_id]
 
 
-def test_inserted_image_ids_ignores_other_events_and_malformed_records() -> None:
+def test_image_ids_to_label_ignores_other_events_and_malformed_records() -> None:
     insert = {"eventName": "INSERT", "dynamodb": {"Keys": {"Id": {"S": "a"}}}}
     records: list[dict[str, Any]] = [
         insert,
@@ -141,7 +141,7 @@ def test_inserted_image_ids_ignores_other_events_and_malformed_records() -> None
         {"eventName": "INSERT", "dynamodb": {"Keys": {"Id": {"N": "1"}}}},
         {"eventName": "INSERT"},
     ]
-    assert inserted_image_ids(records) == ["a"]
+    assert image_ids_to_label(records) == ["a"]
 
 
 def test_item_round_trips_through_the_stored_shape() -> None:
@@ -154,3 +154,23 @@ def test_item_round_trips_through_the_stored_shape() -> None:
     )
     assert from_item(to_item(record)) == record
     assert to_item(record)["Label"] == "pug"
+
+
+def test_a_finished_image_sent_back_to_pending_is_labelled_again() -> None:
+    def modify(old: str, new: str) -> dict[str, Any]:
+        return {
+            "eventName": "MODIFY",
+            "dynamodb": {
+                "Keys": {"Id": {"S": f"{old}-{new}"}},
+                "OldImage": {"Status": {"S": old}},
+                "NewImage": {"Status": {"S": new}},
+            },
+        }
+
+    records = [
+        modify("CLASSIFIED", "NOT_CLASSIFIED"),
+        modify("FAILED", "NOT_CLASSIFIED"),
+        modify("NOT_CLASSIFIED", "NOT_CLASSIFIED"),  # an attempt counted
+        modify("NOT_CLASSIFIED", "CLASSIFIED"),  # a result written
+    ]
+    assert image_ids_to_label(records) == ["CLASSIFIED-NOT_CLASSIFIED", "FAILED-NOT_CLASSIFIED"]

@@ -302,7 +302,7 @@ def test_lasting_endpoint_outage_ends_the_image_failed_naming_the_endpoint(
         limits=Limits(),
         max_attempts=max_attempts,
     )
-    record = service.submit_upload(photo_png("coffee"))
+    record = service.submit_upload(photo_png("coffee")).record
     sagemaker_server.inject(Fault.UNAVAILABLE, times=None)
     for _ in range(max_attempts - 1):
         with pytest.raises(LabellingRetryNeeded):

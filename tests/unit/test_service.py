@@ -109,7 +109,7 @@ def service(
 def test_submit_by_url_stores_the_image_and_a_pending_record(
     service: ImageService, folder_store: FolderImageStore, pages: dict[str, bytes]
 ) -> None:
-    record = service.submit_url("https://photos.example/coffee.png")
+    record = service.submit_url("https://photos.example/coffee.png").record
     assert record.status is Status.NOT_CLASSIFIED
     assert record.source_url == "https://photos.example/coffee.png"
     assert (record.image.format, record.image.width, record.image.height) == ("PNG", 600, 400)
@@ -118,8 +118,8 @@ def test_submit_by_url_stores_the_image_and_a_pending_record(
 
 
 def test_submitted_images_are_labelled_by_one_batch(service: ImageService) -> None:
-    coffee = service.submit_url("https://photos.example/coffee.png")
-    cat = service.submit_upload(photo_jpeg("chelsea"))
+    coffee = service.submit_url("https://photos.example/coffee.png").record
+    cat = service.submit_upload(photo_jpeg("chelsea")).record
     report = service.label_images([coffee.image_id, cat.image_id])
     assert sorted(report.classified) == sorted([coffee.image_id, cat.image_id])
     labelled = service.get(coffee.image_id)
@@ -131,7 +131,7 @@ def test_submitted_images_are_labelled_by_one_batch(service: ImageService) -> No
 
 
 def test_replayed_batch_changes_nothing(service: ImageService) -> None:
-    record = service.submit_upload(photo_png("coffee"))
+    record = service.submit_upload(photo_png("coffee")).record
     service.label_images([record.image_id])
     first = service.get(record.image_id)
     report = service.label_images([record.image_id, record.image_id])
@@ -142,8 +142,8 @@ def test_replayed_batch_changes_nothing(service: ImageService) -> None:
 def test_undecodable_image_fails_alone_and_the_rest_of_its_batch_is_labelled(
     service: ImageService, folder_store: FolderImageStore
 ) -> None:
-    good = service.submit_upload(photo_png("coffee"))
-    bad = service.submit_upload(photo_png("chelsea"))
+    good = service.submit_upload(photo_png("coffee")).record
+    bad = service.submit_upload(photo_png("chelsea")).record
     folder_store.put(bad.image_id, photo_jpeg("chelsea")[:4000], "image/jpeg")  # damaged later
     report = service.label_images([bad.image_id, good.image_id])
     assert (report.failed, report.classified) == ([bad.image_id], [good.image_id])
@@ -155,7 +155,7 @@ def test_undecodable_image_fails_alone_and_the_rest_of_its_batch_is_labelled(
 def test_missing_stored_image_ends_failed_not_stuck(
     service: ImageService, folder_store: FolderImageStore
 ) -> None:
-    record = service.submit_upload(photo_png("coffee"))
+    record = service.submit_upload(photo_png("coffee")).record
     folder_store.delete(record.image_id)
     service.label_images([record.image_id])
     failed = service.get(record.image_id)
@@ -170,7 +170,7 @@ def test_model_outage_asks_for_a_retry_then_labels(
 ) -> None:
     labeller = OutageLabeller(onnx_labeller, outages=1)
     service = make_service(folder_store, sqlite_table, labeller, pages)
-    record = service.submit_upload(photo_png("coffee"))
+    record = service.submit_upload(photo_png("coffee")).record
     with pytest.raises(LabellingRetryNeeded):
         service.label_images([record.image_id])
     assert service.get(record.image_id).status is Status.NOT_CLASSIFIED
@@ -187,7 +187,7 @@ def test_lasting_model_outage_ends_failed_after_the_attempt_limit(
 ) -> None:
     labeller = OutageLabeller(onnx_labeller, outages=100)
     service = make_service(folder_store, sqlite_table, labeller, pages)
-    record = service.submit_upload(photo_png("coffee"))
+    record = service.submit_upload(photo_png("coffee")).record
     for _ in range(2):
         with pytest.raises(LabellingRetryNeeded):
             service.label_images([record.image_id])
@@ -295,8 +295,8 @@ def test_submits_and_batches_are_published_as_embedded_metrics(
         limits=Limits(),
         metrics=EmfMetrics(),
     )
-    good = service.submit_upload(photo_png("coffee"))
-    bad = service.submit_upload(photo_png("chelsea"))
+    good = service.submit_upload(photo_png("coffee")).record
+    bad = service.submit_upload(photo_png("chelsea")).record
     folder_store.delete(bad.image_id)
     service.label_images([good.image_id, bad.image_id])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
