@@ -14,9 +14,10 @@ setup: $(VENV)/.installed $(MODEL)
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(VENV)/bin/python || "$$(scripts/find-python 3.12)" -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt
+	$(VENV)/bin/pip install $(PIP_FLAGS) -e . --no-deps
 	touch $@
 
 # PyTorch lives only here, in its own Python 3.11 environment, for the ONNX export.
@@ -47,4 +48,5 @@ bench: setup
 	$(VENV)/bin/python scripts/bench.py
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) chalicelib/models .chalice/deployments .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BUILD_VENV) chalicelib/models .chalice/deployments imagelabeller.egg-info \
+		.pytest_cache .mypy_cache .ruff_cache

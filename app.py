@@ -48,6 +48,13 @@ def submit_image() -> Response:
     return api.submission_response(submission)
 
 
+@app.route("/images/batch", methods=["POST"], content_types=["*/*"])
+@api.answers_errors_as_json
+def submit_image_batch() -> dict[str, Any]:
+    items = get_service().submit_batch(api.batch_urls(api.raw_body(current_request())))
+    return api.batch_body(items)
+
+
 @app.route("/images/{image_id}", methods=["GET"])
 @api.answers_errors_as_json
 def get_image(image_id: str) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from chalice.app import Response
 
 from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
 from chalicelib.models import ImageRecord, Label, LabelHit, Status
-from chalicelib.service import Submission
+from chalicelib.service import BatchItem, Submission
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,7 @@ def raw_body(request: Any) -> bytes:
     return bytes(body or b"")
 
 
-def url_from_json(raw_body: bytes) -> object:
-    """The `url` member of a JSON object body."""
+def json_object(raw_body: bytes) -> dict[str, Any]:
     if not raw_body:
         raise InvalidRequest('the body is empty; send {"url": "https://..."} or an image')
     try:
@@ -121,6 +120,12 @@ def url_from_json(raw_body: bytes) -> object:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")
+    return body
+
+
+def url_from_json(raw_body: bytes) -> object:
+    """The `url` member of a JSON object body."""
+    body = json_object(raw_body)
     if "url" not in body:
         raise InvalidRequest("the JSON body has no `url`")
     return body["url"]
@@ -213,6 +218,33 @@ def submission_response(submission: Submission) -> Response:
         status_code=202 if submission.created else 200,
         headers={"Location": f"/images/{record.image_id}"},
     )
+
+
+def batch_urls(raw_body: bytes) -> object:
+    """The `urls` member of a batch submit's JSON body."""
+    body = json_object(raw_body)
+    if "urls" not in body:
+        raise InvalidRequest("the JSON body has no `urls`")
+    return body["urls"]
+
+
+def batch_body(items: list[BatchItem]) -> dict[str, Any]:
+    results = []
+    for item in items:
+        if item.submission is not None:
+            status = 202 if item.submission.created else 200
+            results.append(
+                {"url": item.url, "status": status, "image": record_body(item.submission.record)}
+            )
+        elif item.error is not None:
+            results.append(
+                {
+                    "url": item.url,
+                    "status": STATUS_BY_CODE.get(item.error.code, 400),
+                    "error": {"code": item.error.code, "message": item.error.message},
+                }
+            )
+    return {"results": results}
 
 
 DEFAULT_PAGE_SIZE = 20

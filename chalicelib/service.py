@@ -9,6 +9,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -16,6 +17,7 @@ from chalicelib import imaging
 from chalicelib.config import Limits
 from chalicelib.errors import (
     Conflict,
+    ImageLabellerError,
     ImageNotFound,
     ImageTooLarge,
     InvalidRequest,
@@ -28,6 +30,8 @@ from chalicelib.ports import Fetcher, ImageStore, Labeller, LabelTable, Metrics
 log = logging.getLogger(__name__)
 
 MAX_URL_LENGTH = 2048
+# Fetched concurrently within one request: API Gateway gives a request 29 s in all.
+MAX_BATCH_URLS = 10
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,15 @@ class Submission:
 
     record: ImageRecord
     created: bool
+
+
+@dataclass(frozen=True)
+class BatchItem:
+    """One URL of a batch submit: accepted, or refused with its own error."""
+
+    url: object
+    submission: Submission | None = None
+    error: ImageLabellerError | None = None
 
 
 @dataclass
@@ -131,6 +144,20 @@ class ImageService:
             return
         for record, outcome in zip(pending, outcomes, strict=True):
             self._finish(record, outcome, report)
+
+    def submit_batch(self, urls: object) -> list[BatchItem]:
+        """Several URLs at once, fetched concurrently; each gets its own answer, so one bad
+        URL does not fail the others."""
+        if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_BATCH_URLS:
+            raise InvalidRequest(f"`urls` must be a list of 1 to {MAX_BATCH_URLS} URLs")
+        with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="batch") as pool:
+            return list(pool.map(self._batch_item, urls))
+
+    def _batch_item(self, url: object) -> BatchItem:
+        try:
+            return BatchItem(url=url, submission=self.submit_url(url))
+        except ImageLabellerError as error:
+            return BatchItem(url=url, error=error)
 
     def delete(self, image_id: str) -> None:
         """Remove the record (and its search entries) first, then the stored image."""

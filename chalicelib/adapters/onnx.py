@@ -85,6 +85,11 @@ class OnnxLabeller:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = self._threads
         options.inter_op_num_threads = 1
-        return onnxruntime.InferenceSession(
-            str(self._model_path), sess_options=options, providers=["CPUExecutionProvider"]
-        )
+        try:
+            return onnxruntime.InferenceSession(
+                str(self._model_path), sess_options=options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as exc:  # a damaged file: onnxruntime raises its own untyped errors
+            raise LabellerUnavailable(
+                f"model file {self._model_path} cannot be loaded: {exc}"
+            ) from exc

@@ -308,3 +308,38 @@ def test_search_by_label_best_first_in_pages(client: Client) -> None:
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "next_token=garbage"])
 def test_search_refuses_bad_paging(client: Client, query: str) -> None:
     assert_error(client.http.get(f"/labels/espresso/images?{query}"), 400, "invalid_request")
+
+
+def test_batch_answers_each_url_on_its_own(client: Client, photo_server: LoopbackServer) -> None:
+    coffee = photo_server.serve("/coffee.png", photo_png("coffee"))
+    cat = photo_server.serve("/cat.png", photo_png("chelsea"))
+    known = body(upload(client, photo_png("coffee")))["image_id"]
+    urls = [coffee, "file:///etc/passwd", photo_server.url("/missing.png"), cat, 42]
+    response = client.http.post("/images/batch", headers=JSON, body=json.dumps({"urls": urls}))
+    assert response.status_code == 200
+    results = body(response)["results"]
+    assert [result["url"] for result in results] == urls
+    assert [result["status"] for result in results] == [200, 400, 422, 202, 400]
+    assert results[0]["image"]["image_id"] == known  # the same bytes as the upload
+    assert results[1]["error"]["code"] == "url_not_allowed"
+    assert results[2]["error"]["code"] == "fetch_failed"
+    assert results[4]["error"]["code"] == "invalid_request"
+    deliver_stream(client)
+    labelled = body(client.http.get(f"/images/{results[3]['image']['image_id']}"))
+    assert labelled["labels"][0]["name"] in {"tiger cat", "Egyptian cat", "tabby"}
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        '{"urls": []}',
+        '{"urls": "http://x"}',
+        "{}",
+        "[1]",
+        '{"urls": ' + json.dumps(["http://x"] * 11) + "}",
+    ],
+)
+def test_batch_refuses_a_bad_body_as_a_whole(client: Client, payload: str) -> None:
+    assert_error(
+        client.http.post("/images/batch", headers=JSON, body=payload), 400, "invalid_request"
+    )

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from chalicelib.adapters.onnx import OnnxLabeller
+from chalicelib.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
 from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png
 
@@ -54,3 +58,10 @@ def test_batch_gives_the_same_labels_as_one_by_one(labeller: Labeller) -> None:
 
 def test_model_id_names_the_model(labeller: Labeller) -> None:
     assert labeller.model_id
+
+
+def test_damaged_model_file_makes_the_labeller_unavailable(tmp_path: Path) -> None:
+    damaged = tmp_path / "model.onnx"
+    damaged.write_bytes(b"not a model")
+    with pytest.raises(LabellerUnavailable, match="cannot be loaded"):
+        OnnxLabeller(damaged, 10**8).label([photo_png("coffee")], top_k=5)

@@ -1,0 +1,3 @@
+from imagelabeller_cli.main import main
+
+raise SystemExit(main())
