@@ -7,13 +7,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from chalice.app import Chalice, DynamoDBEvent, Request, Response
+from chalice.app import Chalice, DynamoDBEvent, Request, Response, SQSEvent
 
 from chalicelib import api, config
 from chalicelib.bootstrap import components, get_service, local_stream_poller
+from chalicelib.errors import ImageNotFound, UploadNotAllowed
 from chalicelib.local import dev_server
 from chalicelib.local import stream as local_stream
+from chalicelib.local.stream import LocalLambdaContext
+from chalicelib.service import upload_key
 from chalicelib.stream_events import image_ids_to_label
+from chalicelib.upload_events import sqs_event_for_upload, uploaded_image_ids
 
 app = Chalice(app_name="imagelabeller")
 app.api.binary_types.extend(
@@ -21,6 +25,8 @@ app.api.binary_types.extend(
 )
 
 STREAM_ARN = config.stream_arn()
+# The bucket notifies this queue of direct uploads (cloudformation/s3.yaml).
+UPLOAD_QUEUE = "imagelabeller-uploads"
 
 
 def current_request() -> Request:
@@ -85,6 +91,31 @@ def images_with_label(name: str) -> dict[str, Any]:
     return api.search_body(api.path_text(name), hits, next_token)
 
 
+@app.route("/uploads", methods=["POST"], content_types=["*/*"])
+@api.answers_errors_as_json
+def start_upload() -> Response:
+    request = current_request()
+    ticket = get_service().start_upload(api.upload_content_type(api.raw_body(request)))
+    return api.upload_ticket_response(ticket, request.headers)
+
+
+@app.route("/uploads/{image_id}", methods=["PUT"], content_types=["*/*"])
+@api.answers_errors_as_json
+def receive_local_upload(image_id: str) -> Response:
+    """Local mode's stand-in for a presigned S3 PUT, followed by S3's notification."""
+    request = current_request()
+    store = components().local_upload_store
+    key = upload_key(image_id)
+    if store is None:
+        raise ImageNotFound("uploads go to the URL that POST /uploads answered")
+    if not store.upload_allowed(key, *api.upload_signature(request.query_params)):
+        raise UploadNotAllowed("the upload URL is not valid or has expired")
+    body = api.raw_body(request)
+    store.put(key, body, api.media_type_of(request.headers))
+    register_uploads(sqs_event_for_upload("local", key, len(body)), LocalLambdaContext())
+    return Response(body=api.record_body(get_service().get(image_id)), status_code=202)
+
+
 @app.route("/submit-image", methods=["GET"])
 @api.answers_errors_as_json
 def legacy_submit_image() -> dict[str, str]:
@@ -102,6 +133,12 @@ def legacy_get_image_label() -> dict[str, str]:
 @app.on_dynamodb_record(stream_arn=STREAM_ARN, batch_size=16, starting_position="TRIM_HORIZON")
 def label_new_images(event: DynamoDBEvent) -> None:
     get_service().label_images(image_ids_to_label(record.to_dict() for record in event))
+
+
+@app.on_sqs_message(queue=UPLOAD_QUEUE, batch_size=10)
+def register_uploads(event: SQSEvent) -> None:
+    for image_id in uploaded_image_ids(record.to_dict() for record in event):
+        get_service().register_upload(image_id)
 
 
 if config.running_under_chalice_local():

@@ -13,7 +13,7 @@ from typing import Any
 from chalice.app import Response
 
 from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
-from chalicelib.models import ImageRecord, Label, LabelHit, Status
+from chalicelib.models import ImageRecord, Label, LabelHit, Status, UploadTicket
 from chalicelib.service import BatchItem, Submission
 
 log = logging.getLogger(__name__)
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_CODE = {
     "invalid_request": 400,
     "url_not_allowed": 400,
+    "upload_not_allowed": 403,
     "not_found": 404,
     "conflict": 409,
     "image_too_large": 413,
@@ -245,6 +246,32 @@ def batch_body(items: list[BatchItem]) -> dict[str, Any]:
                 }
             )
     return {"results": results}
+
+
+def upload_content_type(raw_body: bytes) -> object:
+    """The optional `content_type` of POST /uploads (an empty body is fine)."""
+    if not raw_body.strip():
+        return None
+    return json_object(raw_body).get("content_type")
+
+
+def upload_ticket_response(ticket: UploadTicket, headers: Any) -> Response:
+    url = ticket.target.url
+    if url.startswith("/"):  # local mode: a path of this API
+        url = f"http://{headers.get('host', '127.0.0.1')}{url}"
+    body = {
+        "image_id": ticket.image_id,
+        "upload_url": url,
+        "method": "PUT",
+        "headers": ticket.target.headers,
+        "expires_at": ticket.expires_at.isoformat(),
+    }
+    return Response(body=body, status_code=201, headers={"Location": f"/images/{ticket.image_id}"})
+
+
+def upload_signature(query: Mapping[str, Any] | None) -> tuple[str, str]:
+    query = query or {}
+    return str(query.get("expires", "")), str(query.get("signature", ""))
 
 
 DEFAULT_PAGE_SIZE = 20

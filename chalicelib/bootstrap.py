@@ -30,6 +30,8 @@ class Components:
     settings: Settings
     service: ImageService
     database: SqliteDatabase | None
+    # Local mode takes direct uploads itself; on AWS they go to S3.
+    local_upload_store: FolderImageStore | None
 
 
 def build(settings: Settings) -> Components:
@@ -44,7 +46,10 @@ def build(settings: Settings) -> Components:
         max_attempts=settings.label_max_attempts,
         metrics=EmfMetrics(),
     )
-    return Components(settings=settings, service=service, database=database)
+    local_store = store if isinstance(store, FolderImageStore) else None
+    return Components(
+        settings=settings, service=service, database=database, local_upload_store=local_store
+    )
 
 
 def _storage(settings: Settings) -> tuple[ImageStore, LabelTable, SqliteDatabase | None]:

@@ -17,6 +17,10 @@ class InvalidRequest(ImageLabellerError):
     code = "invalid_request"
 
 
+class UploadNotAllowed(ImageLabellerError):
+    code = "upload_not_allowed"
+
+
 class InvalidPageToken(InvalidRequest):
     pass
 

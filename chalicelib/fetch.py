@@ -6,20 +6,25 @@ non-public addresses, and connect to the address that was checked (no second loo
 DNS-rebinding attacker could answer differently); every redirect is checked again; connect
 and total time limits; a byte limit enforced while reading.
 
+The same rules guard the webhook POST (`post_json`), which follows no redirect at all, and
+`check_url` applies the address rules to a callback URL without connecting.
+
 Address rules use the standard library's `ipaddress` tables plus the cases it leaves to
 the caller (IPv4 inside IPv6, multicast); urllib3 gives us control over the connection.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from urllib.parse import urljoin
 
 import urllib3
+from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import HTTPError, LocationParseError
 from urllib3.util import Url, parse_url
 
@@ -33,7 +38,15 @@ AddressPolicy = Callable[[IPAddress], bool]
 ALLOWED_SCHEMES = ("http", "https")
 USER_AGENT = "ImageLabeller/1.0 (+image labelling service)"
 READ_CHUNK = 64 * 1024
+# How much of a webhook receiver's answer is read (and thrown away) after its status.
+ANSWER_LIMIT = 64 * 1024
 REDIRECT_STATUSES = (301, 302, 303, 307, 308)
+# Ask for the raw bytes: a compressed transfer encoding could inflate past the byte limit.
+_IMAGE_REQUEST_HEADERS = {
+    "User-Agent": USER_AGENT,
+    "Accept": "image/*",
+    "Accept-Encoding": "identity",
+}
 
 
 def resolve_host(host: str, port: int) -> list[str]:
@@ -81,6 +94,18 @@ class _Target:
     address: str
 
 
+@dataclass(frozen=True)
+class _Wording:
+    """The FetchFailed messages of one kind of request."""
+
+    too_long: str
+    failed: str
+
+
+_DOWNLOAD = _Wording(too_long="the download took too long", failed="could not download the URL")
+_POST = _Wording(too_long="the POST took too long", failed="could not POST to the URL")
+
+
 class GuardedFetcher:
     """Fetcher port: downloads one URL under the rules above."""
 
@@ -104,7 +129,7 @@ class GuardedFetcher:
         current = url
         for _hop in range(self._limits.fetch_max_redirects + 1):
             target = self._checked_target(current)
-            response = self._request(target, deadline)
+            response = self._send(target, deadline, "GET", _IMAGE_REQUEST_HEADERS, None, _DOWNLOAD)
             try:
                 location = self._redirect_location(response)
                 if location is None:
@@ -113,6 +138,37 @@ class GuardedFetcher:
                 response.release_conn()
             current = urljoin(current, location)
         raise FetchFailed(f"more than {self._limits.fetch_max_redirects} redirects")
+
+    def check_url(self, url: str) -> None:
+        """Apply the scheme and address rules to `url` without connecting.
+
+        Raises UrlNotAllowed, or FetchFailed for a host that does not resolve. Meant for a
+        callback URL at submit time; `post_json` checks again when it sends, because the
+        host may resolve differently by then.
+        """
+        self._checked_target(url)
+
+    def post_json(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST `body` as `application/json` (plus `headers`) to `url`; return the status.
+
+        The rules of `fetch` hold: the host is resolved once and checked, the connection
+        goes to the checked address, and the connect and total time limits apply. No
+        redirect is followed: a 3xx is returned like any other status. At most
+        ANSWER_LIMIT bytes of the answer are read and thrown away; once the status has
+        arrived it is returned, even if the rest of the answer is slow or breaks off.
+        Raises UrlNotAllowed for a refused URL and FetchFailed when no status arrives.
+        """
+        deadline = self._clock() + self._limits.fetch_total_timeout
+        target = self._checked_target(url)
+        sent = HTTPHeaderDict({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
+        sent.update(headers)
+        sent["Content-Type"] = "application/json"
+        response = self._send(target, deadline, "POST", sent, body, _POST)
+        try:
+            self._discard_answer(response, deadline)
+        finally:
+            response.close()
+        return response.status
 
     def _checked_target(self, url: str) -> _Target:
         try:
@@ -134,32 +190,38 @@ class GuardedFetcher:
                 raise UrlNotAllowed(f"{host!r} resolves to a non-public address ({address})")
         return _Target(url=parsed, host=host, port=port, address=addresses[0])
 
-    def _request(self, target: _Target, deadline: float) -> urllib3.BaseHTTPResponse:
+    def _send(
+        self,
+        target: _Target,
+        deadline: float,
+        method: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        wording: _Wording,
+    ) -> urllib3.BaseHTTPResponse:
+        """One request to the checked address; no redirect followed, no retry, body unread."""
         remaining = deadline - self._clock()
         if remaining <= 0:
-            raise FetchFailed("the download took too long")
+            raise FetchFailed(wording.too_long)
         timeout = urllib3.Timeout(
             connect=min(self._limits.fetch_connect_timeout, remaining), read=remaining
         )
         pool = _pool_for(target, timeout)
-        headers = {
-            "Host": _host_header(target),
-            "User-Agent": USER_AGENT,
-            "Accept": "image/*",
-            "Accept-Encoding": "identity",
-        }
+        sent = HTTPHeaderDict(headers)
+        sent["Host"] = _host_header(target)
         try:
             return pool.urlopen(
-                "GET",
+                method,
                 target.url.request_uri,
-                headers=headers,
+                body=body,
+                headers=sent,
                 redirect=False,
                 retries=False,
                 preload_content=False,
                 decode_content=False,
             )
         except HTTPError as exc:
-            raise FetchFailed(f"could not download the URL: {_reason(exc)}") from None
+            raise FetchFailed(f"{wording.failed}: {_reason(exc)}") from None
 
     @staticmethod
     def _redirect_location(response: urllib3.BaseHTTPResponse) -> str | None:
@@ -184,10 +246,21 @@ class GuardedFetcher:
                 if len(body) > limit:
                     raise ImageTooLarge(f"the image is over the limit of {limit} bytes")
                 if self._clock() > deadline:
-                    raise FetchFailed("the download took too long")
+                    raise FetchFailed(_DOWNLOAD.too_long)
         except HTTPError as exc:
             raise FetchFailed(f"the download broke off: {_reason(exc)}") from None
         return bytes(body)
+
+    def _discard_answer(self, response: urllib3.BaseHTTPResponse, deadline: float) -> None:
+        """Read up to ANSWER_LIMIT bytes, so that a receiver writing a short answer is not
+        cut off mid-write, and stop early at the deadline or when the answer breaks off."""
+        received = 0
+        with contextlib.suppress(HTTPError):
+            while received < ANSWER_LIMIT and self._clock() < deadline:
+                chunk = response.read1(ANSWER_LIMIT - received)
+                if not chunk:
+                    return
+                received += len(chunk)
 
 
 def _pool_for(target: _Target, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:

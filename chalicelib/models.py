@@ -55,6 +55,21 @@ class PreviousResult:
 
 
 @dataclass(frozen=True)
+class UploadTarget:
+    """A URL the client PUTs image bytes to, with the headers it must send."""
+
+    url: str
+    headers: dict[str, str]
+
+
+@dataclass(frozen=True)
+class UploadTicket:
+    image_id: str
+    target: UploadTarget
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
 class LabelHit:
     """One image found by label: GET /labels/{name}/images."""
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Protocol
 
-from chalicelib.models import ImageRecord, Label, LabelHit, LabelOutcome
+from chalicelib.models import ImageRecord, Label, LabelHit, LabelOutcome, UploadTarget
 
 
 class ImageStore(Protocol):
@@ -20,6 +20,11 @@ class ImageStore(Protocol):
 
     def delete(self, image_id: str) -> None:
         """Remove the image; removing a missing one is not an error."""
+        ...
+
+    def upload_target(self, key: str, content_type: str, expires_in: int) -> UploadTarget:
+        """Where a client may PUT the bytes of `key` itself, until `expires_in` seconds pass
+        (a presigned S3 URL | a signed URL of the local API)."""
         ...
 
 

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from chalicelib import imaging
 from chalicelib.config import Limits
@@ -24,7 +24,15 @@ from chalicelib.errors import (
     LabellerUnavailable,
     StoredImageMissing,
 )
-from chalicelib.models import ImageRecord, LabelHit, LabelOutcome, Status, utc_now
+from chalicelib.models import (
+    ImageInfo,
+    ImageRecord,
+    LabelHit,
+    LabelOutcome,
+    Status,
+    UploadTicket,
+    utc_now,
+)
 from chalicelib.ports import Fetcher, ImageStore, Labeller, LabelTable, Metrics
 
 log = logging.getLogger(__name__)
@@ -32,6 +40,8 @@ log = logging.getLogger(__name__)
 MAX_URL_LENGTH = 2048
 # Fetched concurrently within one request: API Gateway gives a request 29 s in all.
 MAX_BATCH_URLS = 10
+# How long an upload URL stays valid.
+UPLOAD_SECONDS = 900
 
 
 @dataclass(frozen=True)
@@ -183,17 +193,62 @@ class ImageService:
             raise InvalidRequest("the label name is empty")
         return self._table.images_with_label(name, limit, page_token)
 
+    def start_upload(self, content_type: object) -> UploadTicket:
+        """A place to PUT a large image directly (past API Gateway's request limit). Once
+        the bytes arrive there, register_upload makes the image under this id."""
+        media = content_type if content_type is not None else "application/octet-stream"
+        if not isinstance(media, str) or not _is_image_media_type(media):
+            raise InvalidRequest("`content_type` must be image/* or application/octet-stream")
+        image_id = self._new_id()
+        target = self._store.upload_target(upload_key(image_id), media, UPLOAD_SECONDS)
+        expires_at = self._clock() + timedelta(seconds=UPLOAD_SECONDS)
+        return UploadTicket(image_id=image_id, target=target, expires_at=expires_at)
+
+    def register_upload(self, image_id: str) -> ImageRecord | None:
+        """The bytes a client PUT to its upload URL, checked and queued like any submitted
+        image under the ticket's id. Bytes we refuse make a FAILED record saying why (the
+        client can no longer be answered with a 4xx). Replays change nothing."""
+        known = self._table.get(image_id)
+        if known is not None:
+            self._store.delete(upload_key(image_id))
+            return known
+        try:
+            data = self._store.get(upload_key(image_id))
+        except StoredImageMissing:
+            return None
+        try:
+            record = self._store_new(data, source_url=None, image_id=image_id)
+        except ImageLabellerError as error:
+            record = self._refused_upload(image_id, data, error)
+            self._table.insert(record)
+        self._store.delete(upload_key(image_id))
+        return record
+
+    def _refused_upload(self, image_id: str, data: bytes, error: ImageLabellerError) -> ImageRecord:
+        now = self._clock()
+        return ImageRecord(
+            image_id=image_id,
+            status=Status.FAILED,
+            image=ImageInfo("unknown", 0, 0, len(data), hashlib.sha256(data).hexdigest()),
+            submitted_at=now,
+            error=f"the upload was refused ({error.code}): {error.message}",
+            labelled_at=now,
+        )
+
     def _accept(self, data: bytes, source_url: str | None) -> Submission:
+        known = self._table.find_by_sha256(hashlib.sha256(data).hexdigest())
+        if known is not None:
+            return self._resubmitted(known)
+        return Submission(self._store_new(data, source_url, self._new_id()), created=True)
+
+    def _store_new(self, data: bytes, source_url: str | None, image_id: str) -> ImageRecord:
         if len(data) > self._limits.max_image_bytes:
             raise ImageTooLarge(
                 f"the image is {len(data)} bytes; the limit is {self._limits.max_image_bytes}"
             )
-        known = self._table.find_by_sha256(hashlib.sha256(data).hexdigest())
-        if known is not None:
-            return self._resubmitted(known)
         info = imaging.inspect_image(data, self._limits.max_image_pixels)
         record = ImageRecord(
-            image_id=self._new_id(),
+            image_id=image_id,
             status=Status.NOT_CLASSIFIED,
             image=info,
             submitted_at=self._clock(),
@@ -209,7 +264,7 @@ class ImageService:
         log.info("accepted image %s (%s, %d bytes)", record.image_id, info.format, len(data))
         self._metrics.record("ImagesSubmitted", 1, "Count")
         self._metrics.publish()
-        return Submission(record, created=True)
+        return record
 
     def _resubmitted(self, known: ImageRecord) -> Submission:
         """The same bytes again: the first submission's answer, labelled once. A FAILED one
@@ -283,6 +338,16 @@ class _NoMetrics:
 
     def publish(self) -> None:
         pass
+
+
+def upload_key(image_id: str) -> str:
+    """Where a direct upload lands before it is registered (S3 notifies on this prefix)."""
+    return f"uploads/{image_id}"
+
+
+def _is_image_media_type(media: str) -> bool:
+    media = media.split(";")[0].strip().lower()
+    return media.startswith("image/") or media == "application/octet-stream"
 
 
 def _looks_like_id(image_id: str) -> bool:

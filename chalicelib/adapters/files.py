@@ -1,15 +1,27 @@
-"""ImageStore on a local folder: one file per image id, written atomically."""
+"""ImageStore on a local folder: one file per key, written atomically.
+
+Direct uploads get a URL of the local API signed like a presigned S3 URL: the path, an
+expiry time and an HMAC-SHA256 over both, with a secret kept in the folder.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import re
+import secrets
 import tempfile
+import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 from chalicelib.errors import StoredImageMissing
+from chalicelib.models import UploadTarget
 
-_SAFE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_SAFE_KEY = re.compile(r"^(uploads/)?[A-Za-z0-9_-]{1,128}$")
+UPLOAD_PATH = "/uploads/"
+SECRET_FILE = ".upload-secret"
 
 
 class FolderImageStore:
@@ -30,6 +42,36 @@ class FolderImageStore:
             Path(temporary).unlink(missing_ok=True)
             raise
 
+    def upload_target(self, key: str, content_type: str, expires_in: int) -> UploadTarget:
+        self._path(key)  # refuses keys that are not ours
+        expires = int(time.time()) + expires_in
+        query = urlencode({"expires": expires, "signature": self._signature(key, expires)})
+        return UploadTarget(
+            url=f"{UPLOAD_PATH}{key.removeprefix('uploads/')}?{query}",
+            headers={"Content-Type": content_type},
+        )
+
+    def upload_allowed(self, key: str, expires: str, signature: str) -> bool:
+        """Whether a PUT to an upload URL carries this store's valid, unexpired signature."""
+        if not expires.isdigit() or int(expires) < time.time():
+            return False
+        return hmac.compare_digest(self._signature(key, int(expires)), signature)
+
+    def _signature(self, key: str, expires: int) -> str:
+        message = f"{key}\n{expires}".encode()
+        return hmac.new(self._secret(), message, hashlib.sha256).hexdigest()
+
+    def _secret(self) -> bytes:
+        path = self._folder / SECRET_FILE
+        if not path.exists():
+            try:
+                descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:  # another thread made it first
+                return path.read_bytes()
+            with os.fdopen(descriptor, "wb") as handle:
+                handle.write(secrets.token_bytes(32))
+        return path.read_bytes()
+
     def get(self, image_id: str) -> bytes:
         try:
             return self._path(image_id).read_bytes()
@@ -39,7 +81,9 @@ class FolderImageStore:
     def delete(self, image_id: str) -> None:
         self._path(image_id).unlink(missing_ok=True)
 
-    def _path(self, image_id: str) -> Path:
-        if not _SAFE_ID.match(image_id):
-            raise StoredImageMissing(f"{image_id!r} is not an image id")
-        return self._folder / image_id
+    def _path(self, key: str) -> Path:
+        if not _SAFE_KEY.match(key):
+            raise StoredImageMissing(f"{key!r} is not an image key")
+        path = self._folder / key
+        path.parent.mkdir(exist_ok=True)
+        return path

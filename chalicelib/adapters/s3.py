@@ -7,6 +7,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.errors import StoredImageMissing
+from chalicelib.models import UploadTarget
 
 MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 
@@ -32,3 +33,11 @@ class S3ImageStore:
 
     def delete(self, image_id: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=image_id)
+
+    def upload_target(self, key: str, content_type: str, expires_in: int) -> UploadTarget:
+        url = self._client.generate_presigned_url(
+            "put_object",
+            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type},
+            ExpiresIn=expires_in,
+        )
+        return UploadTarget(url=str(url), headers={"Content-Type": content_type})

@@ -343,3 +343,59 @@ def test_batch_refuses_a_bad_body_as_a_whole(client: Client, payload: str) -> No
     assert_error(
         client.http.post("/images/batch", headers=JSON, body=payload), 400, "invalid_request"
     )
+
+
+def start_upload(client: Client, payload: Any = None) -> Any:
+    raw = "" if payload is None else json.dumps(payload)
+    return client.http.post("/uploads", headers=JSON, body=raw)
+
+
+def put_upload(client: Client, upload_url: str, data: bytes, content_type: str) -> Any:
+    path = upload_url.split("://", 1)[1].split("/", 1)[1]
+    return client.http.put(f"/{path}", headers={"Content-Type": content_type}, body=data)
+
+
+def test_direct_upload_registers_and_labels_the_image(client: Client) -> None:
+    ticket = start_upload(client, {"content_type": "image/jpeg"})
+    assert ticket.status_code == 201
+    answer = body(ticket)
+    assert answer["method"] == "PUT"
+    assert answer["headers"] == {"Content-Type": "image/jpeg"}
+    assert f"/uploads/{answer['image_id']}?expires=" in answer["upload_url"]
+    assert_error(client.http.get(f"/images/{answer['image_id']}"), 404, "not_found")
+    stored = put_upload(client, answer["upload_url"], photo_jpeg("coffee"), "image/jpeg")
+    assert stored.status_code == 202
+    assert body(stored)["image_id"] == answer["image_id"]
+    deliver_stream(client)
+    record = body(client.http.get(f"/images/{answer['image_id']}"))
+    assert record["status"] == "CLASSIFIED"
+    assert record["labels"][0]["name"] == "espresso"
+
+
+def test_uploaded_bytes_that_are_no_image_end_failed_with_the_reason(client: Client) -> None:
+    answer = body(start_upload(client))
+    stored = put_upload(client, answer["upload_url"], b"not an image", "image/png")
+    record = body(stored)
+    assert (record["status"], record["image_id"]) == ("FAILED", answer["image_id"])
+    assert "not_an_image" in record["error"]
+
+
+def test_upload_urls_cannot_be_forged_or_reused_for_another_image(client: Client) -> None:
+    answer = body(start_upload(client))
+    forged = answer["upload_url"].replace("signature=", "signature=0")
+    assert_error(
+        put_upload(client, forged, photo_png("coffee"), "image/png"), 403, "upload_not_allowed"
+    )
+    other = answer["upload_url"].replace(answer["image_id"], "00000000-0000-4000-8000-000000000000")
+    assert_error(
+        put_upload(client, other, photo_png("coffee"), "image/png"), 403, "upload_not_allowed"
+    )
+    expired = answer["upload_url"].split("?")[0] + "?expires=1&signature=abc"
+    assert_error(
+        put_upload(client, expired, photo_png("coffee"), "image/png"), 403, "upload_not_allowed"
+    )
+
+
+@pytest.mark.parametrize("payload", [{"content_type": "text/html"}, {"content_type": 5}, [1]])
+def test_upload_tickets_are_only_for_images(client: Client, payload: Any) -> None:
+    assert_error(start_upload(client, payload), 400, "invalid_request")

@@ -39,6 +39,7 @@ STAGE = Deployment(
 )
 API_FUNCTION = f"{APP_STACK}-api_handler"
 STREAM_FUNCTION = f"{APP_STACK}-label_new_images"
+UPLOAD_FUNCTION = f"{APP_STACK}-register_uploads"
 API = {"ApiName": "imagelabeller", "Stage": "api"}
 VARIANT = {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"}
 
@@ -51,6 +52,9 @@ EXPECTED_ALARMS = {
     ("AWS/Lambda", "Throttles", (("FunctionName", STREAM_FUNCTION),), "Sum"),
     ("AWS/Lambda", "Duration", (("FunctionName", STREAM_FUNCTION),), "p99"),
     ("AWS/Lambda", "IteratorAge", (("FunctionName", STREAM_FUNCTION),), "Maximum"),
+    ("AWS/Lambda", "Errors", (("FunctionName", UPLOAD_FUNCTION),), "Sum"),
+    ("AWS/Lambda", "Throttles", (("FunctionName", UPLOAD_FUNCTION),), "Sum"),
+    ("AWS/Lambda", "Duration", (("FunctionName", UPLOAD_FUNCTION),), "p99"),
     ("AWS/DynamoDB", "ReadThrottleEvents", (("TableName", "ImageLabels"),), "Sum"),
     ("AWS/DynamoDB", "WriteThrottleEvents", (("TableName", "ImageLabels"),), "Sum"),
     ("AWS/ApiGateway", "5XXError", tuple(sorted(API.items())), "Sum"),
@@ -151,7 +155,7 @@ def test_function_names_are_the_ones_the_app_stack_gives_its_functions() -> None
         for resource in merge.values()
         if "FunctionName" in resource["Properties"]
     }
-    assert named == {API_FUNCTION, STREAM_FUNCTION}
+    assert named == {API_FUNCTION, STREAM_FUNCTION, UPLOAD_FUNCTION}
 
 
 def test_api_alarms_watch_the_rest_api_and_stage_chalice_deploys() -> None:
@@ -163,7 +167,11 @@ def test_api_alarms_watch_the_rest_api_and_stage_chalice_deploys() -> None:
 
 @pytest.mark.parametrize(
     ("function", "short_name"),
-    [(API_FUNCTION, "api_handler"), (STREAM_FUNCTION, "label_new_images")],
+    [
+        (API_FUNCTION, "api_handler"),
+        (STREAM_FUNCTION, "label_new_images"),
+        (UPLOAD_FUNCTION, "register_uploads"),
+    ],
 )
 def test_duration_alarms_fire_before_the_shortest_timeout(function: str, short_name: str) -> None:
     alarm = metric_alarms()[("AWS/Lambda", "Duration", (("FunctionName", function),), "p99")]

@@ -37,7 +37,11 @@ ENDPOINT = "jumpstart-inception-v3"
 
 # The export names the app stack and the deploy script were told; nothing more.
 EXPECTED_EXPORTS = {
-    "s3.yaml": {"imagelabeller-s3-BucketName", "imagelabeller-s3-BucketArn"},
+    "s3.yaml": {
+        "imagelabeller-s3-BucketName",
+        "imagelabeller-s3-BucketArn",
+        "imagelabeller-s3-UploadQueueArn",
+    },
     "dynamodb.yaml": {
         "imagelabeller-dynamodb-TableName",
         "imagelabeller-dynamodb-TableArn",
@@ -168,7 +172,7 @@ def test_bucket_name_is_the_one_the_app_and_its_policies_compute() -> None:
     name = place.resolve(BUCKET_NAME)
     assert name == "open-devops-images-us-west-2-111122223333"
     merge = read_json(CHALICE_DIR / "merge-template.json")["Resources"]
-    for function in ("APIHandler", "LabelNewImages"):
+    for function in ("APIHandler", "LabelNewImages", "RegisterUploads"):
         variables = merge[function]["Properties"]["Environment"]["Variables"]
         assert place.resolve(variables["IMAGELABELLER_BUCKET"]) == name
     for path in CHALICE_DIR.glob("policy-*.json"):
@@ -176,7 +180,8 @@ def test_bucket_name_is_the_one_the_app_and_its_policies_compute() -> None:
             for resource in as_list(statement["Resource"]):
                 arn = place.resolve(resource) if "Fn::ImportValue" not in resource else ""
                 if arn.startswith("arn:aws:s3:::"):
-                    assert arn in (f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*"), path
+                    allowed = (f"arn:aws:s3:::{name}", f"arn:aws:s3:::{name}/*")
+                    assert arn in (*allowed, f"arn:aws:s3:::{name}/uploads/*"), path
 
 
 def test_bucket_is_encrypted_with_s3_managed_keys() -> None:
@@ -222,8 +227,39 @@ def test_bucket_keeps_deleted_images_30_days_and_cleans_up_after_itself() -> Non
     assert merged["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
     assert merged["ExpiredObjectDeleteMarker"] is True
     assert merged["AbortIncompleteMultipartUpload"] == {"DaysAfterInitiation": 1}
-    # No rule may expire current images: they are the service's data.
-    assert not any("ExpirationInDays" in rule or "ExpirationDate" in rule for rule in rules)
+    # No rule may expire current images, only direct uploads that were never registered.
+    expiring = [rule for rule in rules if "ExpirationInDays" in rule or "ExpirationDate" in rule]
+    assert expiring == [
+        {
+            "Id": "ExpireUnregisteredUploadsAfter7Days",
+            "Status": "Enabled",
+            "Prefix": "uploads/",
+            "ExpirationInDays": 7,
+        }
+    ]
+
+
+def test_bucket_tells_the_upload_queue_about_direct_uploads_only() -> None:
+    template = load_template("s3.yaml")
+    notification = bucket()["Properties"]["NotificationConfiguration"]
+    assert notification == {
+        "QueueConfigurations": [
+            {
+                "Event": "s3:ObjectCreated:*",
+                "Queue": {"Fn::GetAtt": ["UploadQueue", "Arn"]},
+                "Filter": {"S3Key": {"Rules": [{"Name": "prefix", "Value": "uploads/"}]}},
+            }
+        ]
+    }
+    queue = template["Resources"]["UploadQueue"]["Properties"]
+    assert queue["QueueName"] == "imagelabeller-uploads"  # app.py subscribes by this name
+    assert queue["RedrivePolicy"]["maxReceiveCount"] == 5
+    [statement] = template["Resources"]["UploadQueuePolicy"]["Properties"]["PolicyDocument"][
+        "Statement"
+    ]
+    assert statement["Principal"] == {"Service": "s3.amazonaws.com"}
+    assert statement["Action"] == "sqs:SendMessage"
+    assert "aws:SourceArn" in statement["Condition"]["ArnLike"]
 
 
 @pytest.mark.parametrize(

@@ -60,9 +60,23 @@ API_GATEWAY_TIMEOUT_SECONDS = 29
 API_SIZING = (1024, 25)  # MemorySize MB, Timeout s
 STREAM_SIZING = {"onnx": (4096, 120), "sagemaker": (2048, 900)}
 STREAM_BATCH_SIZE = 16
-FUNCTION_NAMES = {API_FUNCTION: "api_handler", STREAM_FUNCTION: "label_new_images"}
-ROLES = {API_FUNCTION: "ApiHandlerRole", STREAM_FUNCTION: "LabelNewImagesRole"}
-LOG_GROUPS = {API_FUNCTION: "ApiHandlerLogGroup", STREAM_FUNCTION: "LabelNewImagesLogGroup"}
+UPLOAD_FUNCTION = "RegisterUploads"
+UPLOAD_QUEUE = "imagelabeller-uploads"
+FUNCTION_NAMES = {
+    API_FUNCTION: "api_handler",
+    STREAM_FUNCTION: "label_new_images",
+    UPLOAD_FUNCTION: "register_uploads",
+}
+ROLES = {
+    API_FUNCTION: "ApiHandlerRole",
+    STREAM_FUNCTION: "LabelNewImagesRole",
+    UPLOAD_FUNCTION: "RegisterUploadsRole",
+}
+LOG_GROUPS = {
+    API_FUNCTION: "ApiHandlerLogGroup",
+    STREAM_FUNCTION: "LabelNewImagesLogGroup",
+    UPLOAD_FUNCTION: "RegisterUploadsLogGroup",
+}
 MODEL_IN_ZIP = "chalicelib/models/efficientnet-lite0.onnx"
 CLASS_NAMES_IN_ZIP = "chalicelib/data/imagenet_classes.json"
 NATIVE_DISTRIBUTIONS = {"onnxruntime": "onnxruntime", "numpy": "numpy", "pillow": "PIL"}
@@ -143,7 +157,26 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
     if stage.labeller == "sagemaker":
         endpoint = f"arn:aws:sagemaker:{region}:{account}:endpoint/{SAGEMAKER_ENDPOINT}"
         labeller.add(("sagemaker:InvokeEndpoint", endpoint))
-    return {ROLES[API_FUNCTION]: api, ROLES[STREAM_FUNCTION]: labeller}
+    queue = f"arn:aws:sqs:{region}:{account}:{UPLOAD_QUEUE}"
+    uploads = {
+        ("s3:GetObject", f"{bucket}/uploads/*"),
+        ("s3:DeleteObject", f"{bucket}/uploads/*"),
+        ("s3:ListBucket", bucket),
+        ("s3:PutObject", f"{bucket}/*"),
+        ("s3:DeleteObject", f"{bucket}/*"),
+        ("dynamodb:GetItem", table),
+        ("dynamodb:PutItem", table),
+        ("sqs:ReceiveMessage", queue),
+        ("sqs:DeleteMessage", queue),
+        ("sqs:GetQueueAttributes", queue),
+        ("logs:CreateLogStream", logs("register_uploads")),
+        ("logs:PutLogEvents", logs("register_uploads")),
+    }
+    return {
+        ROLES[API_FUNCTION]: api,
+        ROLES[STREAM_FUNCTION]: labeller,
+        ROLES[UPLOAD_FUNCTION]: uploads,
+    }
 
 
 def expected_environment(stage: Stage) -> dict[str, Any]:
@@ -235,7 +268,7 @@ def test_label_new_images_reads_the_exported_table_stream_from_its_start(
 @by_stage
 def test_both_functions_get_the_stage_settings(stage: Stage, packages: dict[str, Packaged]) -> None:
     packaged = packages[stage.name]
-    for function in (API_FUNCTION, STREAM_FUNCTION):
+    for function in (API_FUNCTION, STREAM_FUNCTION, UPLOAD_FUNCTION):
         variables = packaged.resource(function)["Properties"]["Environment"]["Variables"]
         assert variables == expected_environment(stage), function
 
@@ -259,7 +292,11 @@ def test_functions_run_python_3_12_with_their_memory_and_timeouts(
     stage: Stage, packages: dict[str, Packaged]
 ) -> None:
     packaged = packages[stage.name]
-    sizing = {API_FUNCTION: API_SIZING, STREAM_FUNCTION: STREAM_SIZING[stage.labeller]}
+    sizing = {
+        API_FUNCTION: API_SIZING,
+        STREAM_FUNCTION: STREAM_SIZING[stage.labeller],
+        UPLOAD_FUNCTION: (1024, 60),
+    }
     for function, (memory, timeout) in sizing.items():
         properties = packaged.resource(function)["Properties"]
         assert properties["Runtime"] == "python3.12", function
@@ -285,6 +322,16 @@ def test_each_function_logs_to_its_own_log_group_with_retention(
         }
         # The group exists before the function can run (and write to it).
         assert resource["DependsOn"] == [LOG_GROUPS[function]]
+
+
+@by_stage
+def test_register_uploads_reads_the_buckets_upload_queue(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    [event] = packages[stage.name].resource(UPLOAD_FUNCTION)["Properties"]["Events"].values()
+    assert event["Type"] == "SQS"
+    queue_arn = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + UPLOAD_QUEUE
+    assert event["Properties"]["Queue"] == {"Fn::Sub": queue_arn}
 
 
 @by_stage

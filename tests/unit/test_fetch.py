@@ -6,16 +6,22 @@ fetcher's address policy; every other address still goes through the real rules.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import ipaddress
+import threading
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import pytest
 
 from chalicelib.config import Limits
 from chalicelib.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
 from chalicelib.fetch import GuardedFetcher, IPAddress, is_public_address
-from tests.support import LoopbackServer, Reply
+from tests.support import LoopbackServer, Reply, free_port
 
 LIMITS = Limits(max_image_bytes=10_000, fetch_total_timeout=2.0, fetch_connect_timeout=1.0)
 
@@ -149,3 +155,203 @@ def test_compressed_bodies_are_not_inflated(photo_server: LoopbackServer) -> Non
     bomb = gzip.compress(b"\x00" * 5_000_000)
     photo_server.routes["/bomb"] = Reply(body=bomb, headers={"Content-Encoding": "gzip"})
     assert fetcher().fetch(photo_server.url("/bomb")) == bomb
+
+
+# --- check_url and post_json (webhook callbacks) ---
+
+
+def _parametrised(test: object, name: str) -> list[Any]:
+    """The values a test above is parametrised over, so that the tests below share its
+    cases and the list above stays the one place to add one."""
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name == "parametrize" and mark.args[0] == name:
+            return list(mark.args[1])
+    raise LookupError(f"{test} is not parametrised over {name!r}")
+
+
+NON_PUBLIC_HOSTS = _parametrised(test_non_public_hosts_are_refused_before_connecting, "host")
+REFUSED_SCHEME_URLS = _parametrised(test_only_http_and_https_are_fetched, "url")
+SHORT_LIMITS = Limits(fetch_total_timeout=0.5, fetch_connect_timeout=0.5)
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+class PostReceiver:
+    """An HTTP server on 127.0.0.1 that records every request (any method) and answers
+    from a script: first the `statuses` in turn, then `status` for good."""
+
+    def __init__(self) -> None:
+        self.requests: list[ReceivedRequest] = []
+        self.statuses: list[int] = []
+        self.status = 200
+        self.headers: dict[str, str] = {}  # sent with every answer, e.g. a Location
+        self.answer_body = b"thanks"
+        self.delay_seconds = 0.0  # before answering at all
+        self.trickle_seconds = 0.0  # between the bytes of the answer's body
+        self._stopping = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self._record_and_answer()
+
+            def do_GET(self) -> None:  # a client that followed a redirect would show here
+                self._record_and_answer()
+
+            def _record_and_answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                body = self.rfile.read(length)
+                receiver.requests.append(ReceivedRequest(self.command, self.path, headers, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
+                if receiver._stopping.wait(receiver.delay_seconds):
+                    self.close_connection = True
+                    return
+                answer = b"" if status in (204, 304) else receiver.answer_body
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    for name, value in receiver.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self._send_answer(answer)
+
+            def _send_answer(self, answer: bytes) -> None:
+                if not receiver.trickle_seconds:
+                    self.wfile.write(answer)
+                    return
+                for index in range(len(answer)):
+                    self.wfile.write(answer[index : index + 1])
+                    self.wfile.flush()
+                    if receiver._stopping.wait(receiver.trickle_seconds):
+                        return
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> PostReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()  # lets slow answers end now
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[PostReceiver]:
+    with PostReceiver() as server:
+        yield server
+
+
+@pytest.mark.parametrize("host", NON_PUBLIC_HOSTS)
+def test_check_url_refuses_non_public_hosts(host: str) -> None:
+    with pytest.raises(UrlNotAllowed, match="non-public"):
+        GuardedFetcher(LIMITS).check_url(f"https://{host}/hooks/labels")
+
+
+@pytest.mark.parametrize("url", REFUSED_SCHEME_URLS)
+def test_check_url_refuses_other_schemes(url: str) -> None:
+    with pytest.raises(UrlNotAllowed):
+        GuardedFetcher(LIMITS).check_url(url)
+
+
+def test_check_url_accepts_a_public_address_without_connecting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_connection(*args: object) -> None:
+        raise AssertionError("check_url connected")
+
+    monkeypatch.setattr("socket.socket.connect", no_connection)
+    monkeypatch.setattr("socket.socket.connect_ex", no_connection)
+    lookups: list[tuple[str, int]] = []
+
+    def resolver(host: str, port: int) -> list[str]:
+        lookups.append((host, port))
+        return [host]
+
+    GuardedFetcher(LIMITS, resolver=resolver).check_url("https://93.184.216.34/hooks/labels")
+    assert lookups == [("93.184.216.34", 443)]
+
+
+def test_check_url_of_an_unresolvable_host_is_a_fetch_failure() -> None:
+    with pytest.raises(FetchFailed, match="resolve"):
+        GuardedFetcher(LIMITS).check_url("https://no-such-host.invalid/hooks")
+
+
+def test_post_json_sends_the_body_and_headers_and_returns_the_status(
+    receiver: PostReceiver,
+) -> None:
+    receiver.status = 201
+    body = b'{"image_id":"42"}'
+    status = fetcher().post_json(
+        receiver.url("/hooks/labels"), body, {"X-Hook": "yes", "Content-Type": "text/plain"}
+    )
+    assert status == 201
+    [request] = receiver.requests
+    assert (request.method, request.path, request.body) == ("POST", "/hooks/labels", body)
+    assert request.headers["content-type"] == "application/json"  # not the caller's
+    assert request.headers["content-length"] == str(len(body))
+    assert request.headers["x-hook"] == "yes"
+    assert request.headers["host"] == f"127.0.0.1:{receiver.port}"
+
+
+@pytest.mark.parametrize("status", [301, 302, 307, 308])
+def test_post_json_returns_a_redirect_without_following_it(
+    receiver: PostReceiver, status: int
+) -> None:
+    receiver.status = status
+    receiver.headers = {"Location": "/elsewhere"}
+    assert fetcher().post_json(receiver.url("/hooks/labels"), b"{}", {}) == status
+    assert [request.path for request in receiver.requests] == ["/hooks/labels"]
+
+
+def test_post_json_to_a_private_address_is_refused_before_connecting(
+    receiver: PostReceiver,
+) -> None:
+    with pytest.raises(UrlNotAllowed, match="non-public"):
+        GuardedFetcher(LIMITS).post_json(receiver.url("/hooks/labels"), b"{}", {})
+    assert receiver.requests == []
+
+
+def test_post_json_to_a_closed_port_is_a_fetch_failure() -> None:
+    with pytest.raises(FetchFailed, match="could not POST"):
+        fetcher().post_json(f"http://127.0.0.1:{free_port()}/hooks", b"{}", {})
+
+
+def test_post_json_to_a_slow_receiver_hits_the_time_limit(receiver: PostReceiver) -> None:
+    receiver.delay_seconds = 10.0
+    started = time.monotonic()
+    with pytest.raises(FetchFailed, match="timed out"):
+        fetcher(SHORT_LIMITS).post_json(receiver.url("/hooks/labels"), b"{}", {})
+    assert time.monotonic() - started < SHORT_LIMITS.fetch_total_timeout + 1.0
+
+
+def test_post_json_returns_the_status_once_it_arrives_even_if_the_answer_trickles(
+    receiver: PostReceiver,
+) -> None:
+    # The receiver has taken the delivery; failing now would only make the sender repeat it.
+    receiver.answer_body = b"x" * 100
+    receiver.trickle_seconds = 0.1
+    started = time.monotonic()
+    assert fetcher(SHORT_LIMITS).post_json(receiver.url("/hooks/labels"), b"{}", {}) == 200
+    assert time.monotonic() - started < SHORT_LIMITS.fetch_total_timeout + 1.0

@@ -1,0 +1,57 @@
+"""S3 object-created notifications for direct uploads, as they reach the upload handler
+through SQS (Chalice cannot package `@app.on_s3_event` for a bucket of another stack, so
+the bucket notifies a queue and the handler reads the queue). Pure functions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import unquote_plus
+
+UPLOAD_PREFIX = "uploads/"
+
+
+def uploaded_image_ids(sqs_records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """Image ids of the objects created under uploads/, from SQS records whose bodies are
+    S3 notifications; S3's test events and anything else are ignored."""
+    ids = []
+    for sqs_record in sqs_records:
+        try:
+            notification = json.loads(sqs_record.get("body") or "{}")
+        except ValueError:
+            continue
+        for s3_record in notification.get("Records", []) if isinstance(notification, dict) else []:
+            if not str(s3_record.get("eventName", "")).startswith("ObjectCreated"):
+                continue
+            key = unquote_plus(str(s3_record.get("s3", {}).get("object", {}).get("key", "")))
+            if key.startswith(UPLOAD_PREFIX) and len(key) > len(UPLOAD_PREFIX):
+                ids.append(key.removeprefix(UPLOAD_PREFIX))
+    return ids
+
+
+def sqs_event_for_upload(bucket: str, key: str, size: int) -> dict[str, Any]:
+    """The SQS event the upload handler gets when S3 reports `key` created (local mode)."""
+    notification = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}},
+            }
+        ]
+    }
+    return {
+        "Records": [
+            {
+                "messageId": key,
+                "receiptHandle": f"local-{key}",
+                "body": json.dumps(notification),
+                "eventSource": "aws:sqs",
+                "eventSourceARN": "arn:aws:sqs:local:000000000000:imagelabeller-uploads",
+                "attributes": {},
+                "messageAttributes": {},
+            }
+        ]
+    }
