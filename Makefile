@@ -11,6 +11,7 @@ PIP_FLAGS := --quiet --disable-pip-version-check
 .PHONY: setup venv model run test lint bench clean
 
 setup: $(VENV)/.installed $(MODEL)
+	scripts/install-chromium
 
 venv: $(VENV)/.installed
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from chalice.app import Chalice, DynamoDBEvent, Request, Response, SQSEvent
 
-from chalicelib import api, config
+from chalicelib import api, config, views, web
 from chalicelib.bootstrap import components, get_service, local_stream_poller
 from chalicelib.errors import ImageNotFound, UploadNotAllowed
 from chalicelib.local import dev_server
@@ -40,6 +40,16 @@ def json_answers(event: Request, get_response: Any) -> Response:
     return api.finish_response(get_response(event))
 
 
+@app.route("/", methods=["GET"])
+def home_page() -> Response:
+    return web.home_page()
+
+
+@app.route("/openapi.json", methods=["GET"])
+def openapi_document() -> Response:
+    return web.openapi_document()
+
+
 @app.route("/images", methods=["POST"], content_types=["*/*"])
 @api.answers_errors_as_json
 def submit_image() -> Response:
@@ -48,24 +58,26 @@ def submit_image() -> Response:
     api.require_media_type(media_type)
     body = api.raw_body(request)
     if api.is_image_upload(media_type):
-        submission = get_service().submit_upload(body)
+        callback_url = api.query_value(request.query_params, "callback_url")
+        submission = get_service().submit_upload(body, callback_url)
     else:
-        submission = get_service().submit_url(api.url_from_json(body))
+        asked = api.submit_request(body, "url")
+        submission = get_service().submit_url(asked.target, asked.callback_url)
     return api.submission_response(submission)
 
 
 @app.route("/images/batch", methods=["POST"], content_types=["*/*"])
 @api.answers_errors_as_json
 def submit_image_batch() -> dict[str, Any]:
-    items = get_service().submit_batch(api.batch_urls(api.raw_body(current_request())))
-    return api.batch_body(items)
+    asked = api.submit_request(api.raw_body(current_request()), "urls")
+    return api.batch_body(get_service().submit_batch(asked.target, asked.callback_url))
 
 
 @app.route("/images/{image_id}", methods=["GET"])
 @api.answers_errors_as_json
 def get_image(image_id: str) -> dict[str, Any]:
     view = api.label_view(current_request().query_params, components().settings.top_k)
-    return api.record_body(get_service().get(image_id), view)
+    return views.record_body(get_service().get(image_id), view)
 
 
 @app.route("/images/{image_id}", methods=["DELETE"])
@@ -78,7 +90,7 @@ def delete_image(image_id: str) -> Response:
 @app.route("/images/{image_id}/relabel", methods=["POST"], content_types=["*/*"])
 @api.answers_errors_as_json
 def relabel_image(image_id: str) -> Response:
-    return Response(body=api.record_body(get_service().relabel(image_id)), status_code=202)
+    return Response(body=views.record_body(get_service().relabel(image_id)), status_code=202)
 
 
 @app.route("/labels/{name}/images", methods=["GET"])
@@ -113,7 +125,7 @@ def receive_local_upload(image_id: str) -> Response:
     body = api.raw_body(request)
     store.put(key, body, api.media_type_of(request.headers))
     register_uploads(sqs_event_for_upload("local", key, len(body)), LocalLambdaContext())
-    return Response(body=api.record_body(get_service().get(image_id)), status_code=202)
+    return Response(body=views.record_body(get_service().get(image_id)), status_code=202)
 
 
 @app.route("/submit-image", methods=["GET"])

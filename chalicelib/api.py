@@ -13,8 +13,9 @@ from typing import Any
 from chalice.app import Response
 
 from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
-from chalicelib.models import ImageRecord, Label, LabelHit, Status, UploadTicket
+from chalicelib.models import LabelHit, UploadTicket
 from chalicelib.service import BatchItem, Submission
+from chalicelib.views import DEFAULT_TOP_K, LabelView, record_body
 
 log = logging.getLogger(__name__)
 
@@ -124,14 +125,6 @@ def json_object(raw_body: bytes) -> dict[str, Any]:
     return body
 
 
-def url_from_json(raw_body: bytes) -> object:
-    """The `url` member of a JSON object body."""
-    body = json_object(raw_body)
-    if "url" not in body:
-        raise InvalidRequest("the JSON body has no `url`")
-    return body["url"]
-
-
 def require_media_type(media_type: str) -> None:
     if media_type != "application/json" and not is_image_upload(media_type):
         raise UnsupportedMediaType(
@@ -139,26 +132,15 @@ def require_media_type(media_type: str) -> None:
         )
 
 
+def query_value(query: Mapping[str, Any] | None, name: str) -> object:
+    return (query or {}).get(name)
+
+
 def required_query_parameter(query: Mapping[str, Any] | None, name: str) -> str:
     value = (query or {}).get(name)
     if not isinstance(value, str) or not value:
         raise InvalidRequest(f"the query parameter `{name}` is required")
     return value
-
-
-DEFAULT_TOP_K = 5
-
-
-@dataclass(frozen=True)
-class LabelView:
-    """Which of the stored labels a reader asked for (GET /images/{id}?top_k=&min_score=)."""
-
-    top_k: int = DEFAULT_TOP_K
-    min_score: float = 0.0
-
-    def select(self, labels: tuple[Label, ...]) -> list[dict[str, Any]]:
-        chosen = [label for label in labels[: self.top_k] if label.score >= self.min_score]
-        return [{"name": label.name, "score": label.score} for label in chosen]
 
 
 def label_view(query: Mapping[str, Any] | None, stored_labels: int) -> LabelView:
@@ -181,36 +163,6 @@ def _bounded(raw: Any, kind: type, low: float, high: float, default: float) -> f
     return float(value)
 
 
-def record_body(record: ImageRecord, view: LabelView = LabelView()) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "image_id": record.image_id,
-        "status": record.status.value,
-        "labels": view.select(record.labels),
-        "model": record.model,
-        "submitted_at": record.submitted_at.isoformat(),
-        "labelled_at": record.labelled_at.isoformat() if record.labelled_at else None,
-        "source_url": record.source_url,
-        "image": {
-            "format": record.image.format,
-            "width": record.image.width,
-            "height": record.image.height,
-            "size_bytes": record.image.size_bytes,
-            "sha256": record.image.sha256,
-        },
-    }
-    if record.status is Status.FAILED:
-        body["error"] = record.error
-    if record.previous is not None:
-        previous = record.previous
-        body["previous"] = {
-            "status": previous.status.value,
-            "labels": view.select(previous.labels),
-            "model": previous.model,
-            "labelled_at": previous.labelled_at.isoformat() if previous.labelled_at else None,
-        }
-    return body
-
-
 def submission_response(submission: Submission) -> Response:
     """202 for a new image (or one sent back to labelling), 200 for bytes seen before."""
     record = submission.record
@@ -221,12 +173,20 @@ def submission_response(submission: Submission) -> Response:
     )
 
 
-def batch_urls(raw_body: bytes) -> object:
-    """The `urls` member of a batch submit's JSON body."""
+@dataclass(frozen=True)
+class SubmitRequest:
+    """What a JSON submit asks for: `url` (or `urls` for a batch) and an optional
+    `callback_url`."""
+
+    target: object
+    callback_url: object
+
+
+def submit_request(raw_body: bytes, member: str) -> SubmitRequest:
     body = json_object(raw_body)
-    if "urls" not in body:
-        raise InvalidRequest("the JSON body has no `urls`")
-    return body["urls"]
+    if member not in body:
+        raise InvalidRequest(f"the JSON body has no `{member}`")
+    return SubmitRequest(target=body[member], callback_url=body.get("callback_url"))
 
 
 def batch_body(items: list[BatchItem]) -> dict[str, Any]:

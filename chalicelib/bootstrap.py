@@ -10,7 +10,7 @@ from chalicelib.adapters.emf import EmfMetrics
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
-from chalicelib.config import ConfigError, Settings
+from chalicelib.config import ConfigError, Limits, Settings
 from chalicelib.fetch import GuardedFetcher
 from chalicelib.local.stream import (
     LocalStreamPoller,
@@ -20,6 +20,7 @@ from chalicelib.local.stream import (
 )
 from chalicelib.ports import ImageStore, Labeller, LabelTable
 from chalicelib.service import ImageService
+from chalicelib.webhooks import WebhookSender
 
 DATABASE_FILE = "imagelabeller.sqlite3"
 IMAGES_FOLDER = "images"
@@ -45,6 +46,7 @@ def build(settings: Settings) -> Components:
         top_k=settings.top_k,
         max_attempts=settings.label_max_attempts,
         metrics=EmfMetrics(),
+        callbacks=_callbacks(settings),
     )
     local_store = store if isinstance(store, FolderImageStore) else None
     return Components(
@@ -76,6 +78,18 @@ def _labeller(settings: Settings) -> Labeller:
     from chalicelib.adapters.sagemaker import create_sagemaker_labeller
 
     return create_sagemaker_labeller(settings.aws, settings.limits.max_image_pixels)
+
+
+# Webhook receivers get less time than image downloads: delivery runs in the stream
+# handler, after the batch is written, and three slow receivers must not stall it long.
+WEBHOOK_LIMITS = Limits(fetch_connect_timeout=2.0, fetch_total_timeout=5.0, fetch_max_redirects=0)
+
+
+def _callbacks(settings: Settings) -> WebhookSender | None:
+    if not settings.webhook_secret:
+        return None
+    poster = GuardedFetcher(WEBHOOK_LIMITS, allow_private=settings.allow_private_urls)
+    return WebhookSender(poster, settings.webhook_secret.encode())
 
 
 def _aws_client(service: str, settings: Settings) -> Any:

@@ -69,6 +69,7 @@ class Settings:
     stream_poll_seconds: float = 0.05
     onnx_threads: int = 0
     local_stream: bool = True
+    webhook_secret: str = ""
     aws: AwsSettings = AwsSettings()
 
     @classmethod
@@ -98,6 +99,7 @@ class Settings:
             stream_poll_seconds=env.number("STREAM_POLL_SECONDS", 0.05),
             onnx_threads=env.integer("ONNX_THREADS", 0, minimum=0),
             local_stream=env.flag("LOCAL_STREAM", True),
+            webhook_secret=env.text("WEBHOOK_SECRET", ""),
             aws=AwsSettings(
                 region=env.text("AWS_REGION", _lambda_region(env_source) or AwsSettings.region),
                 bucket=env.text("BUCKET", ""),

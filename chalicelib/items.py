@@ -18,6 +18,8 @@ from chalicelib.models import (
     Label,
     PreviousResult,
     Status,
+    WebhookState,
+    WebhookStatus,
     legacy_label,
 )
 
@@ -43,6 +45,8 @@ def to_item(record: ImageRecord) -> Item:
     item["Sha256"] = record.image.sha256
     if record.previous is not None:
         item["Previous"] = previous_item(record.previous)
+    if record.webhook is not None:
+        item["Webhook"] = webhook_item(record.webhook)
     optional: dict[str, Any] = {
         "SourceUrl": record.source_url,
         "Model": record.model,
@@ -109,6 +113,31 @@ def from_item(item: Mapping[str, Any]) -> ImageRecord:
         labelled_at=datetime.fromisoformat(labelled_at) if labelled_at else None,
         attempts=int(item.get("Attempts", 0)),
         previous=previous_from_item(item["Previous"]) if "Previous" in item else None,
+        webhook=webhook_from_item(item["Webhook"]) if "Webhook" in item else None,
+    )
+
+
+def webhook_item(webhook: WebhookState) -> Item:
+    item: Item = {
+        "Url": webhook.url,
+        "Status": webhook.status.value,
+        "Attempts": webhook.attempts,
+    }
+    if webhook.last_attempt_at is not None:
+        item["LastAttemptAt"] = webhook.last_attempt_at.isoformat()
+    if webhook.last_error is not None:
+        item["LastError"] = webhook.last_error
+    return item
+
+
+def webhook_from_item(item: Mapping[str, Any]) -> WebhookState:
+    last = item.get("LastAttemptAt")
+    return WebhookState(
+        url=item["Url"],
+        status=WebhookStatus(item["Status"]),
+        attempts=int(item.get("Attempts", 0)),
+        last_attempt_at=datetime.fromisoformat(last) if last else None,
+        last_error=item.get("LastError"),
     )
 
 

@@ -54,6 +54,23 @@ class PreviousResult:
     labelled_at: datetime | None
 
 
+class WebhookStatus(enum.StrEnum):
+    PENDING = "PENDING"
+    DELIVERED = "DELIVERED"
+    FAILED = "FAILED"
+
+
+@dataclass(frozen=True)
+class WebhookState:
+    """The callback a submitter asked for, and how its delivery went."""
+
+    url: str
+    status: WebhookStatus = WebhookStatus.PENDING
+    attempts: int = 0
+    last_attempt_at: datetime | None = None
+    last_error: str | None = None
+
+
 @dataclass(frozen=True)
 class UploadTarget:
     """A URL the client PUTs image bytes to, with the headers it must send."""
@@ -90,6 +107,7 @@ class ImageRecord:
     labelled_at: datetime | None = None
     attempts: int = 0
     previous: PreviousResult | None = None
+    webhook: WebhookState | None = None
 
     @property
     def legacy_label(self) -> str:

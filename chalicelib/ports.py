@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.models import ImageRecord, Label, LabelHit, LabelOutcome, UploadTarget
+from chalicelib.models import (
+    ImageRecord,
+    Label,
+    LabelHit,
+    LabelOutcome,
+    UploadTarget,
+    WebhookState,
+)
+
+if TYPE_CHECKING:
+    from chalicelib.webhooks import Delivery
 
 
 class ImageStore(Protocol):
@@ -62,6 +72,10 @@ class LabelTable(Protocol):
         """Remove the record and its search entries; False if there was none."""
         ...
 
+    def record_delivery(self, image_id: str, webhook: WebhookState) -> None:
+        """Write how the record's callback delivery went (no other attribute changes)."""
+        ...
+
     def images_with_label(
         self, name: str, limit: int, after: str | None
     ) -> tuple[list[LabelHit], str | None]:
@@ -88,6 +102,16 @@ class Fetcher(Protocol):
     """Downloads an image URL under the fetch rules (fetch.py)."""
 
     def fetch(self, url: str) -> bytes: ...
+
+    def check_url(self, url: str) -> None:
+        """Refuse (UrlNotAllowed) a URL the fetch rules would not reach, without connecting."""
+        ...
+
+
+class CallbackSender(Protocol):
+    """POSTs a finished record to its callback URL, signed (webhooks.py)."""
+
+    def deliver(self, url: str, payload: Mapping[str, Any]) -> Delivery: ...
 
 
 class Metrics(Protocol):

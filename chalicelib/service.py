@@ -10,7 +10,7 @@ import logging
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 from chalicelib import imaging
@@ -31,9 +31,12 @@ from chalicelib.models import (
     LabelOutcome,
     Status,
     UploadTicket,
+    WebhookState,
+    WebhookStatus,
     utc_now,
 )
-from chalicelib.ports import Fetcher, ImageStore, Labeller, LabelTable, Metrics
+from chalicelib.ports import CallbackSender, Fetcher, ImageStore, Labeller, LabelTable, Metrics
+from chalicelib.views import record_body
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class ImageService:
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         metrics: Metrics | None = None,
+        callbacks: CallbackSender | None = None,
     ) -> None:
         self._store = store
         self._table = table
@@ -108,17 +112,24 @@ class ImageService:
         self._clock = clock
         self._new_id = new_id
         self._metrics = metrics or _NoMetrics()
+        self._callbacks = callbacks
 
-    def submit_url(self, url: object) -> Submission:
-        if not isinstance(url, str) or not url.strip():
-            raise InvalidRequest("`url` must be a non-empty string")
-        if len(url) > MAX_URL_LENGTH:
-            raise InvalidRequest(f"`url` is longer than {MAX_URL_LENGTH} characters")
-        data = self._fetcher.fetch(url.strip())
-        return self._accept(data, source_url=url.strip())
+    def submit_url(self, url: object, callback_url: object = None) -> Submission:
+        url = _checked_url(url, "url")
+        webhook = self._webhook(callback_url)
+        data = self._fetcher.fetch(url)
+        return self._accept(data, source_url=url, webhook=webhook)
 
-    def submit_upload(self, data: bytes) -> Submission:
-        return self._accept(data, source_url=None)
+    def submit_upload(self, data: bytes, callback_url: object = None) -> Submission:
+        return self._accept(data, source_url=None, webhook=self._webhook(callback_url))
+
+    def _webhook(self, callback_url: object) -> WebhookState | None:
+        """The callback asked for, checked against the fetch rules before anything else."""
+        if callback_url is None:
+            return None
+        url = _checked_url(callback_url, "callback_url")
+        self._fetcher.check_url(url)
+        return WebhookState(url=url)
 
     def get(self, image_id: str) -> ImageRecord:
         record = self._table.get(image_id) if _looks_like_id(image_id) else None
@@ -139,7 +150,37 @@ class ImageService:
             self._label_pending(list(dict.fromkeys(image_ids)), report)
         finally:
             self._publish_batch(report)
+            self._deliver_callbacks(report.classified + report.failed)
         return report
+
+    def _deliver_callbacks(self, finished_ids: list[str]) -> None:
+        """POST each finished record to its callback URL, once, and write down how it went.
+        Delivery problems never fail the batch: they are recorded on the image."""
+        for image_id in finished_ids:
+            record = self._table.get(image_id)
+            if record is None or record.webhook is None:
+                continue
+            if record.webhook.status is not WebhookStatus.PENDING:
+                continue
+            self._table.record_delivery(image_id, self._delivered(record, record.webhook))
+
+    def _delivered(self, record: ImageRecord, webhook: WebhookState) -> WebhookState:
+        if self._callbacks is None:
+            return replace(
+                webhook,
+                status=WebhookStatus.FAILED,
+                last_error="this deployment has no webhook secret (IMAGELABELLER_WEBHOOK_SECRET)",
+            )
+        delivery = self._callbacks.deliver(webhook.url, record_body(record))
+        if not delivery.delivered:
+            log.warning("callback for %s failed: %s", record.image_id, delivery.last_error)
+        return replace(
+            webhook,
+            status=WebhookStatus.DELIVERED if delivery.delivered else WebhookStatus.FAILED,
+            attempts=delivery.attempts,
+            last_attempt_at=delivery.last_attempt_at,
+            last_error=delivery.last_error,
+        )
 
     def _label_pending(self, image_ids: list[str], report: LabelReport) -> None:
         pending, images = self._pending_images(image_ids, report)
@@ -155,17 +196,20 @@ class ImageService:
         for record, outcome in zip(pending, outcomes, strict=True):
             self._finish(record, outcome, report)
 
-    def submit_batch(self, urls: object) -> list[BatchItem]:
+    def submit_batch(self, urls: object, callback_url: object = None) -> list[BatchItem]:
         """Several URLs at once, fetched concurrently; each gets its own answer, so one bad
         URL does not fail the others."""
         if not isinstance(urls, list) or not 1 <= len(urls) <= MAX_BATCH_URLS:
             raise InvalidRequest(f"`urls` must be a list of 1 to {MAX_BATCH_URLS} URLs")
+        if not all(isinstance(url, str) for url in urls):
+            raise InvalidRequest("every member of `urls` must be a string")
+        self._webhook(callback_url)  # a bad callback refuses the whole batch
         with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="batch") as pool:
-            return list(pool.map(self._batch_item, urls))
+            return list(pool.map(lambda url: self._batch_item(url, callback_url), urls))
 
-    def _batch_item(self, url: object) -> BatchItem:
+    def _batch_item(self, url: object, callback_url: object) -> BatchItem:
         try:
-            return BatchItem(url=url, submission=self.submit_url(url))
+            return BatchItem(url=url, submission=self.submit_url(url, callback_url))
         except ImageLabellerError as error:
             return BatchItem(url=url, error=error)
 
@@ -235,13 +279,22 @@ class ImageService:
             labelled_at=now,
         )
 
-    def _accept(self, data: bytes, source_url: str | None) -> Submission:
+    def _accept(
+        self, data: bytes, source_url: str | None, webhook: WebhookState | None
+    ) -> Submission:
         known = self._table.find_by_sha256(hashlib.sha256(data).hexdigest())
         if known is not None:
             return self._resubmitted(known)
-        return Submission(self._store_new(data, source_url, self._new_id()), created=True)
+        record = self._store_new(data, source_url, self._new_id(), webhook)
+        return Submission(record, created=True)
 
-    def _store_new(self, data: bytes, source_url: str | None, image_id: str) -> ImageRecord:
+    def _store_new(
+        self,
+        data: bytes,
+        source_url: str | None,
+        image_id: str,
+        webhook: WebhookState | None = None,
+    ) -> ImageRecord:
         if len(data) > self._limits.max_image_bytes:
             raise ImageTooLarge(
                 f"the image is {len(data)} bytes; the limit is {self._limits.max_image_bytes}"
@@ -253,6 +306,7 @@ class ImageService:
             image=info,
             submitted_at=self._clock(),
             source_url=source_url,
+            webhook=webhook,
         )
         # Image first, record second: a record never points at a missing image.
         self._store.put(record.image_id, data, imaging.media_type(info.format))
@@ -338,6 +392,14 @@ class _NoMetrics:
 
     def publish(self) -> None:
         pass
+
+
+def _checked_url(url: object, name: str) -> str:
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidRequest(f"`{name}` must be a non-empty string")
+    if len(url) > MAX_URL_LENGTH:
+        raise InvalidRequest(f"`{name}` is longer than {MAX_URL_LENGTH} characters")
+    return url.strip()
 
 
 def upload_key(image_id: str) -> str:

@@ -61,6 +61,17 @@ def solid_image(
     return encode(Image.new(mode, size, color), format_name)
 
 
+class NoNetwork:
+    """Fetcher port for tests that upload: no URL may be fetched, every callback URL is
+    accepted (the fetch rules have tests of their own)."""
+
+    def fetch(self, url: str) -> bytes:
+        raise AssertionError(f"no URL is fetched in this test: {url}")
+
+    def check_url(self, url: str) -> None:
+        pass
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

@@ -28,9 +28,10 @@ from chalicelib.items import (
     plain_numbers,
     reopened,
     to_item,
+    webhook_item,
     with_decimals,
 )
-from chalicelib.models import ImageRecord, Label, LabelHit, Status
+from chalicelib.models import ImageRecord, Label, LabelHit, Status, WebhookState
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 TRANSACTION_CANCELLED = "TransactionCanceledException"
@@ -110,6 +111,19 @@ class DynamoDBLabelTable:
         if self._transact([remove, *self._index_deletes(image_id, old)]):
             return True
         return self.delete(image_id)  # it changed in between: read it again
+
+    def record_delivery(self, image_id: str, webhook: WebhookState) -> None:
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._key(image_id),
+                UpdateExpression="SET Webhook = :webhook",
+                ConditionExpression="attribute_exists(Id)",
+                ExpressionAttributeValues=self._typed({":webhook": webhook_item(webhook)}),
+            )
+        except ClientError as error:
+            if _code(error) != CONDITION_FAILED:  # deleted meanwhile: nothing to record
+                raise
 
     def images_with_label(
         self, name: str, limit: int, after: str | None

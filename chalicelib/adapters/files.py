@@ -53,9 +53,10 @@ class FolderImageStore:
 
     def upload_allowed(self, key: str, expires: str, signature: str) -> bool:
         """Whether a PUT to an upload URL carries this store's valid, unexpired signature."""
-        if not expires.isdigit() or int(expires) < time.time():
+        if not (expires.isascii() and expires.isdigit()) or int(expires) < time.time():
             return False
-        return hmac.compare_digest(self._signature(key, int(expires)), signature)
+        expected = self._signature(key, int(expires)).encode()
+        return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
     def _signature(self, key: str, expires: int) -> str:
         message = f"{key}\n{expires}".encode()

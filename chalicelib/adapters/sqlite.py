@@ -28,8 +28,9 @@ from chalicelib.items import (
     label_key,
     reopened,
     to_item,
+    webhook_item,
 )
-from chalicelib.models import ImageRecord, Label, LabelHit, Status
+from chalicelib.models import ImageRecord, Label, LabelHit, Status, WebhookState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (
@@ -156,6 +157,12 @@ class SqliteLabelTable:
             connection.execute("DELETE FROM label_index WHERE image_id = ?", (image_id,))
             _append_change(connection, "REMOVE", image_id, old, None)
             return True
+
+    def record_delivery(self, image_id: str, webhook: WebhookState) -> None:
+        with self._db.transaction() as connection:
+            old = _current_item(connection, image_id)
+            if old is not None:
+                _write(connection, image_id, old, {**old, "Webhook": webhook_item(webhook)})
 
     def images_with_label(
         self, name: str, limit: int, after: str | None

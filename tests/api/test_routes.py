@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,9 @@ from app import app
 from chalicelib.adapters.sqlite import SqliteChangeLog
 from chalicelib.bootstrap import components
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
-from tests.support import LoopbackServer, photo_jpeg, photo_png, solid_image
+from chalicelib.webhooks import SIGNATURE_HEADER, verify
+from tests.support import LoopbackServer, loopback_server, photo_jpeg, photo_png, solid_image
+from tests.unit.test_fetch import PostReceiver
 
 JSON = {"Content-Type": "application/json"}
 
@@ -314,7 +317,7 @@ def test_batch_answers_each_url_on_its_own(client: Client, photo_server: Loopbac
     coffee = photo_server.serve("/coffee.png", photo_png("coffee"))
     cat = photo_server.serve("/cat.png", photo_png("chelsea"))
     known = body(upload(client, photo_png("coffee")))["image_id"]
-    urls = [coffee, "file:///etc/passwd", photo_server.url("/missing.png"), cat, 42]
+    urls = [coffee, "file:///etc/passwd", photo_server.url("/missing.png"), cat, ""]
     response = client.http.post("/images/batch", headers=JSON, body=json.dumps({"urls": urls}))
     assert response.status_code == 200
     results = body(response)["results"]
@@ -334,6 +337,7 @@ def test_batch_answers_each_url_on_its_own(client: Client, photo_server: Loopbac
     [
         '{"urls": []}',
         '{"urls": "http://x"}',
+        '{"urls": ["http://x", 42]}',
         "{}",
         "[1]",
         '{"urls": ' + json.dumps(["http://x"] * 11) + "}",
@@ -399,3 +403,55 @@ def test_upload_urls_cannot_be_forged_or_reused_for_another_image(client: Client
 @pytest.mark.parametrize("payload", [{"content_type": "text/html"}, {"content_type": 5}, [1]])
 def test_upload_tickets_are_only_for_images(client: Client, payload: Any) -> None:
     assert_error(start_upload(client, payload), 400, "invalid_request")
+
+
+def test_callback_gets_the_finished_record_signed(client: Client) -> None:
+    with PostReceiver() as receiver:
+        callback = receiver.url("/hooks/labels")
+        response = client.http.post(
+            f"/images?callback_url={callback}",
+            headers={"Content-Type": "image/png"},
+            body=photo_png("coffee"),
+        )
+        image_id = body(response)["image_id"]
+        assert body(response)["webhook"]["status"] == "PENDING"
+        deliver_stream(client)
+    [request] = receiver.requests
+    assert (request.method, request.path) == ("POST", "/hooks/labels")
+    sent = json.loads(request.body)
+    assert (sent["image_id"], sent["status"]) == (image_id, "CLASSIFIED")
+    assert sent["labels"][0]["name"] == "espresso"
+    signature = request.headers[SIGNATURE_HEADER.lower()]
+    assert verify(b"local-development-secret", signature, request.body, now=time.time())
+    webhook = body(client.http.get(f"/images/{image_id}"))["webhook"]
+    assert (webhook["status"], webhook["attempts"], webhook["url"]) == ("DELIVERED", 1, callback)
+
+
+def test_a_callback_that_keeps_failing_is_recorded_failed(client: Client) -> None:
+    with PostReceiver() as receiver:
+        receiver.status = 500
+        payload = {"url": "", "callback_url": receiver.url("/broken")}
+        with loopback_server() as photos:
+            payload["url"] = photos.serve("/cat.png", photo_png("chelsea"))
+            image_id = body(submit_json(client, payload))["image_id"]
+        deliver_stream(client)
+    record = body(client.http.get(f"/images/{image_id}"))
+    assert record["status"] == "CLASSIFIED"  # the labels are there all the same
+    webhook = record["webhook"]
+    assert (webhook["status"], webhook["attempts"]) == ("FAILED", 3)
+    assert "500" in webhook["last_error"]
+    assert len(receiver.requests) == 3
+
+
+@pytest.mark.parametrize(
+    ("callback", "code"),
+    [("file:///tmp/x", "url_not_allowed"), ("", "invalid_request"), (42, "invalid_request")],
+)
+def test_a_bad_callback_refuses_the_submit_and_stores_nothing(
+    client: Client, callback: object, code: str
+) -> None:
+    with loopback_server() as photos:
+        url = photos.serve("/coffee.png", photo_png("coffee"))
+        response = submit_json(client, {"url": url, "callback_url": callback})
+    assert_error(response, 400, code)
+    assert photos.requests == []  # refused before the image was fetched

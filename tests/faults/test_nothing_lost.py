@@ -23,7 +23,7 @@ from chalicelib.models import ImageRecord, LabelOutcome, Status
 from chalicelib.ports import Labeller
 from chalicelib.service import ImageService
 from chalicelib.stream_events import image_ids_to_label
-from tests.support import jpeg_variant, photo_jpeg
+from tests.support import NoNetwork, jpeg_variant, photo_jpeg
 
 BATCH = 4
 
@@ -58,7 +58,7 @@ class World:
             store=store,
             table=self.table,
             labeller=labeller,
-            fetcher=_NoFetcher(),
+            fetcher=NoNetwork(),
             limits=Limits(),
             max_attempts=3,
         )
@@ -100,11 +100,6 @@ class World:
         finished = [s for s in statuses.values() if s is not Status.NOT_CLASSIFIED]
         assert len(self.accepted) == len(statuses) == len(finished), statuses
         return {status: list(statuses.values()).count(status) for status in Status}
-
-
-class _NoFetcher:
-    def fetch(self, url: str) -> bytes:
-        raise AssertionError("these tests upload")
 
 
 @pytest.fixture

@@ -29,7 +29,7 @@ from tests.infrastructure.templates import (
     read_json,
     resources_of_type,
 )
-from tests.support import solid_image
+from tests.support import NoNetwork, solid_image
 
 APP_STACK = "imagelabeller-prod-us-west-2"
 ENDPOINT = "jumpstart-inception-v3"
@@ -254,11 +254,6 @@ class FirstGoodRestUnreadable:
             else LabelOutcome(error="unreadable")
             for index in range(len(images))
         ]
-
-
-class NoNetwork:
-    def fetch(self, url: str) -> bytes:
-        raise AssertionError(f"no URL is fetched here: {url}")
 
 
 def test_failed_share_reads_exactly_what_the_app_emits(

@@ -61,6 +61,7 @@ API_SIZING = (1024, 25)  # MemorySize MB, Timeout s
 STREAM_SIZING = {"onnx": (4096, 120), "sagemaker": (2048, 900)}
 STREAM_BATCH_SIZE = 16
 UPLOAD_FUNCTION = "RegisterUploads"
+WEBHOOK_SECRET = "{{resolve:secretsmanager:imagelabeller-webhook-secret:SecretString}}"
 UPLOAD_QUEUE = "imagelabeller-uploads"
 FUNCTION_NAMES = {
     API_FUNCTION: "api_handler",
@@ -270,7 +271,11 @@ def test_both_functions_get_the_stage_settings(stage: Stage, packages: dict[str,
     packaged = packages[stage.name]
     for function in (API_FUNCTION, STREAM_FUNCTION, UPLOAD_FUNCTION):
         variables = packaged.resource(function)["Properties"]["Environment"]["Variables"]
-        assert variables == expected_environment(stage), function
+        expected = expected_environment(stage)
+        if function == STREAM_FUNCTION:
+            # Only the function that delivers webhooks gets their secret, from Secrets Manager.
+            expected["IMAGELABELLER_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+        assert variables == expected, function
 
     # What the app reads from them once CloudFormation has resolved them.
     resolved = deployment(stage).resolve(expected_environment(stage))

@@ -212,8 +212,10 @@ class PostReceiver:
                 body = self.rfile.read(length)
                 receiver.requests.append(ReceivedRequest(self.command, self.path, headers, body))
                 status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
+                # One request per connection (the fetcher opens a new one each time), so a
+                # client that hung up is never read from again.
+                self.close_connection = True
                 if receiver._stopping.wait(receiver.delay_seconds):
-                    self.close_connection = True
                     return
                 answer = b"" if status in (204, 304) else receiver.answer_body
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):

@@ -30,7 +30,7 @@ from tests.fixtures.sagemaker import (
     SageMakerLabellerFactory,
     sagemaker_client,
 )
-from tests.support import EXPECTED_TOP_LABELS, encode, free_port, photo_png
+from tests.support import EXPECTED_TOP_LABELS, NoNetwork, encode, free_port, photo_png
 
 EXIF_ORIENTATION = 0x0112
 MAX_PIXELS = Limits().max_image_pixels
@@ -43,11 +43,6 @@ def answer_body(scores: list[float]) -> bytes:
 def one_hot(index: int, value: float = 0.9) -> list[float]:
     rest = (1.0 - value) / 1000
     return [value if i == index else rest for i in range(1001)]
-
-
-class NoFetching:
-    def fetch(self, url: str) -> bytes:
-        raise AssertionError("these tests upload their images")
 
 
 # The endpoint's answer
@@ -298,7 +293,7 @@ def test_lasting_endpoint_outage_ends_the_image_failed_naming_the_endpoint(
         store=folder_store,
         table=sqlite_table,
         labeller=sagemaker_labeller_factory(max_attempts=2),
-        fetcher=NoFetching(),
+        fetcher=NoNetwork(),
         limits=Limits(),
         max_attempts=max_attempts,
     )

@@ -35,6 +35,9 @@ class UrlTable:
     def __init__(self, pages: dict[str, bytes]) -> None:
         self.pages = pages
 
+    def check_url(self, url: str) -> None:
+        pass
+
     def fetch(self, url: str) -> bytes:
         if url not in self.pages:
             raise FetchFailed("the server answered HTTP 404")

@@ -17,19 +17,14 @@ from chalicelib.models import Status
 from chalicelib.service import ImageService, upload_key
 from chalicelib.upload_events import sqs_event_for_upload, uploaded_image_ids
 from tests.fixtures.aws import BUCKET
-from tests.support import photo_jpeg
-
-
-class NoFetcher:
-    def fetch(self, url: str) -> bytes:
-        raise AssertionError("not used")
+from tests.support import NoNetwork, photo_jpeg
 
 
 @pytest.fixture
 def service(
     s3_store: S3ImageStore, dynamodb_table: DynamoDBLabelTable, onnx_labeller: OnnxLabeller
 ) -> ImageService:
-    return ImageService(s3_store, dynamodb_table, onnx_labeller, NoFetcher(), Limits())
+    return ImageService(s3_store, dynamodb_table, onnx_labeller, NoNetwork(), Limits())
 
 
 def notify(key: str, size: int) -> list[str]:
