@@ -7,7 +7,15 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from chalicelib.errors import DuplicateImageId, InvalidPageToken
-from chalicelib.models import ImageInfo, ImageRecord, Label, LabelHit, Status
+from chalicelib.models import (
+    ImageInfo,
+    ImageRecord,
+    Label,
+    LabelHit,
+    Status,
+    WebhookState,
+    WebhookStatus,
+)
 from chalicelib.ports import LabelTable
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
@@ -194,3 +202,17 @@ def test_delete_removes_the_record_and_its_search_entries(label_table: LabelTabl
     assert label_table.get(gone.image_id) is None
     assert [hit.image_id for hit in all_hits(label_table, "espresso", 10)] == [kept.image_id]
     assert not label_table.delete(gone.image_id)
+
+
+def test_delivery_is_recorded_without_touching_the_rest(label_table: LabelTable) -> None:
+    record = classified(label_table, LABELS)
+    delivery = WebhookState(
+        url="https://hooks.example/labels",
+        status=WebhookStatus.DELIVERED,
+        attempts=2,
+        last_attempt_at=T0,
+        last_error=None,
+    )
+    label_table.record_delivery(record.image_id, delivery)
+    assert label_table.get(record.image_id) == replace(record, webhook=delivery)
+    label_table.record_delivery(str(uuid.uuid4()), delivery)  # a deleted image: no error
