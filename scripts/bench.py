@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import statistics
 import sys
 import tempfile
@@ -19,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import requests
+from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -26,7 +28,7 @@ sys.path.insert(0, str(ROOT))
 from chalicelib import imaging  # noqa: E402
 from chalicelib.adapters.onnx import CROP_FRACTION, INPUT_SIZE, OnnxLabeller  # noqa: E402
 from chalicelib.config import DEFAULT_MODEL_PATH, Limits  # noqa: E402
-from tests.support import PHOTO_FILES, photo_jpeg, photo_png  # noqa: E402
+from tests.support import PHOTO_FILES, jpeg_variant, photo_jpeg, photo_png  # noqa: E402
 from tests.system.chalice_local import ChaliceLocal  # noqa: E402
 
 
@@ -77,6 +79,16 @@ def submit_and_wait(base_url: str, data: bytes) -> float:
         time.sleep(0.005)
 
 
+def photo_jpeg_of(data: bytes) -> bytes:
+    """The photo as JPEG (variants are made by adding a JPEG comment)."""
+    if data[:2] == b"\xff\xd8":
+        return data
+    with Image.open(io.BytesIO(data)) as image:
+        buffer = io.BytesIO()
+        image.convert("RGB").save(buffer, "JPEG", quality=90)
+        return buffer.getvalue()
+
+
 def peak_rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmHWM:"):
@@ -88,11 +100,14 @@ def local_mode_figures(singles: int, total_images: int) -> list[tuple[str, float
     with tempfile.TemporaryDirectory() as folder:
         server = ChaliceLocal(Path(folder) / "data", Path(folder) / "chalice.log").start()
         try:
+            # New bytes every time: the same bytes twice would be answered from the first.
             data = photo_jpeg("coffee")
-            submit_and_wait(server.base_url, data)  # first label loads the model
-            latencies = [submit_and_wait(server.base_url, data) for _ in range(singles)]
-            for image in photos(total_images - singles - 1):
-                submit_and_wait(server.base_url, image)
+            submit_and_wait(server.base_url, jpeg_variant(data, 0))  # loads the model
+            latencies = [
+                submit_and_wait(server.base_url, jpeg_variant(data, n + 1)) for n in range(singles)
+            ]
+            for n, image in enumerate(photos(total_images - singles - 1)):
+                submit_and_wait(server.base_url, jpeg_variant(photo_jpeg_of(image), 1000 + n))
             memory = peak_rss_mb(server.pid)
         finally:
             server.stop()
