@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -137,26 +136,6 @@ class Deployment:
             variables = {key: self.resolve(item) for key, item in extra.items()}
         names = {**self.names, **variables}
         return re.sub(r"\$\{([^}!]+)\}", lambda match: str(names[match.group(1)]), text)
-
-
-@cache
-def iam_resource_types(action: str) -> tuple[str, ...] | None:
-    """The resource types IAM knows for `service:Action` (None: no such action).
-
-    From the IAM Service Authorization Reference, as cfn-lint ships it.
-    """
-    service, _, name = action.partition(":")
-    spec = _iam_actions().get(service, {}).get("Actions", {}).get(name.lower())
-    if spec is None:
-        return None
-    return tuple(spec.get("Resources", ()))
-
-
-@cache
-def _iam_actions() -> dict[str, Any]:
-    policies = resources.files("cfnlint") / "data" / "AdditionalSpecs" / "Policies.json"
-    loaded: dict[str, Any] = json.loads(policies.read_text(encoding="utf-8"))
-    return loaded
 
 
 def as_list(value: Any) -> list[Any]:

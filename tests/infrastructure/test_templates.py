@@ -23,13 +23,13 @@ from tests.infrastructure.templates import (
     Deployment,
     as_list,
     exports,
-    iam_resource_types,
     imported_names,
     load_template,
     one_resource_of_type,
     read_json,
     resources_of_type,
 )
+from tests.package.support import iam_resource_types
 
 BUCKET_NAME = {"Fn::Sub": "open-devops-images-${AWS::Region}-${AWS::AccountId}"}
 TABLE = "ImageLabels"
