@@ -167,3 +167,88 @@ def poll(read: Callable[[], Any], done: Callable[[Any], bool], timeout: float) -
         time.sleep(0.1)
         value = read()
     return value
+
+
+@dataclass(frozen=True)
+class ReceivedRequest:
+    method: str
+    path: str
+    headers: dict[str, str]  # names in lower case
+    body: bytes
+
+
+class PostReceiver:
+    """An HTTP server on 127.0.0.1 that records every request (any method) and answers
+    from a script: first the `statuses` in turn, then `status` for good."""
+
+    def __init__(self) -> None:
+        self.requests: list[ReceivedRequest] = []
+        self.statuses: list[int] = []
+        self.status = 200
+        self.headers: dict[str, str] = {}  # sent with every answer, e.g. a Location
+        self.answer_body = b"thanks"
+        self.delay_seconds = 0.0  # before answering at all
+        self.trickle_seconds = 0.0  # between the bytes of the answer's body
+        self._stopping = threading.Event()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self._record_and_answer()
+
+            def do_GET(self) -> None:  # a client that followed a redirect would show here
+                self._record_and_answer()
+
+            def _record_and_answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                headers = {name.lower(): value for name, value in self.headers.items()}
+                body = self.rfile.read(length)
+                receiver.requests.append(ReceivedRequest(self.command, self.path, headers, body))
+                status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
+                # One request per connection (the fetcher opens a new one each time), so a
+                # client that hung up is never read from again.
+                self.close_connection = True
+                if receiver._stopping.wait(receiver.delay_seconds):
+                    return
+                answer = b"" if status in (204, 304) else receiver.answer_body
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.send_response(status)
+                    for name, value in receiver.headers.items():
+                        self.send_header(name, value)
+                    self.send_header("Content-Length", str(len(answer)))
+                    self.end_headers()
+                    self._send_answer(answer)
+
+            def _send_answer(self, answer: bytes) -> None:
+                if not receiver.trickle_seconds:
+                    self.wfile.write(answer)
+                    return
+                for index in range(len(answer)):
+                    self.wfile.write(answer[index : index + 1])
+                    self.wfile.flush()
+                    if receiver._stopping.wait(receiver.trickle_seconds):
+                        return
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self.port = int(self._httpd.server_address[1])
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> PostReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()  # lets slow answers end now
+        self._httpd.shutdown()
+        self._httpd.server_close()

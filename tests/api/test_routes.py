@@ -16,8 +16,14 @@ from chalicelib.adapters.sqlite import SqliteChangeLog
 from chalicelib.bootstrap import components
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from chalicelib.webhooks import SIGNATURE_HEADER, verify
-from tests.support import LoopbackServer, loopback_server, photo_jpeg, photo_png, solid_image
-from tests.unit.test_fetch import PostReceiver
+from tests.support import (
+    LoopbackServer,
+    PostReceiver,
+    loopback_server,
+    photo_jpeg,
+    photo_png,
+    solid_image,
+)
 
 JSON = {"Content-Type": "application/json"}
 

@@ -25,8 +25,8 @@ from chalicelib.webhooks import (
     sign,
     verify,
 )
-from tests.support import free_port
-from tests.unit.test_fetch import LIMITS, PostReceiver, ReceivedRequest, fetcher
+from tests.support import PostReceiver, ReceivedRequest, free_port
+from tests.unit.test_fetch import LIMITS, fetcher
 
 SECRET = b"receiver-secret"
 NOW = 1_800_000_000.0
