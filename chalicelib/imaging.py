@@ -30,11 +30,12 @@ Image.MAX_IMAGE_PIXELS = None
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
-def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
+def inspect_image(data: bytes, max_pixels: int, sha256: str | None = None) -> ImageInfo:
     """Check that `data` is a whole image we accept, cheaply, and describe it.
 
     Decodes at reduced size where the format allows (JPEG draft mode), which still reads
     every byte, so a truncated file is refused here rather than at labelling time.
+    `sha256` is the bytes' hex digest when the caller has it already.
     """
     with _open_accepted(data, max_pixels) as image:
         info = ImageInfo(
@@ -42,7 +43,7 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
             width=image.width,
             height=image.height,
             size_bytes=len(data),
-            sha256=hashlib.sha256(data).hexdigest(),
+            sha256=sha256 or hashlib.sha256(data).hexdigest(),
         )
         image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
         _load(image)

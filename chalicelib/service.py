@@ -282,10 +282,11 @@ class ImageService:
     def _accept(
         self, data: bytes, source_url: str | None, webhook: WebhookState | None
     ) -> Submission:
-        known = self._table.find_by_sha256(hashlib.sha256(data).hexdigest())
+        digest = hashlib.sha256(data).hexdigest()
+        known = self._table.find_by_sha256(digest)
         if known is not None:
             return self._resubmitted(known)
-        record = self._store_new(data, source_url, self._new_id(), webhook)
+        record = self._store_new(data, source_url, self._new_id(), webhook, digest)
         return Submission(record, created=True)
 
     def _store_new(
@@ -294,12 +295,13 @@ class ImageService:
         source_url: str | None,
         image_id: str,
         webhook: WebhookState | None = None,
+        sha256: str | None = None,
     ) -> ImageRecord:
         if len(data) > self._limits.max_image_bytes:
             raise ImageTooLarge(
                 f"the image is {len(data)} bytes; the limit is {self._limits.max_image_bytes}"
             )
-        info = imaging.inspect_image(data, self._limits.max_image_pixels)
+        info = imaging.inspect_image(data, self._limits.max_image_pixels, sha256)
         record = ImageRecord(
             image_id=image_id,
             status=Status.NOT_CLASSIFIED,
