@@ -33,9 +33,10 @@ _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 def inspect_image(data: bytes, max_pixels: int, sha256: str | None = None) -> ImageInfo:
     """Check that `data` is a whole image we accept, cheaply, and describe it.
 
-    Decodes at reduced size where the format allows (JPEG draft mode), which still reads
-    every byte, so a truncated file is refused here rather than at labelling time.
-    `sha256` is the bytes' hex digest when the caller has it already.
+    A truncated file is refused here rather than at labelling time. JPEG and PNG, most
+    uploads, are checked without decoding their pixels (see `_check_complete`); the
+    labeller decodes them once, later. `sha256` is the bytes' hex digest when the caller
+    has it already.
     """
     with _open_accepted(data, max_pixels) as image:
         info = ImageInfo(
@@ -45,9 +46,43 @@ def inspect_image(data: bytes, max_pixels: int, sha256: str | None = None) -> Im
             size_bytes=len(data),
             sha256=sha256 or hashlib.sha256(data).hexdigest(),
         )
+        _check_complete(image, data)
+    return info
+
+
+def _check_complete(image: Image.Image, data: bytes) -> None:
+    """Refuse a truncated image. A JPEG must have its end-of-image marker after the start
+    of its scan data; a PNG's chunks must all be present and pass their CRCs up to IEND.
+    Neither needs the pixels: decoding them here too cost as much as labelling's decode.
+    Other formats are decoded (at 1/8 scale where the format allows)."""
+    if image.format == "JPEG":
+        if data.find(b"\xff\xd9", _jpeg_scan_start(data)) < 0:
+            raise NotAnImage("the image data is damaged or truncated: the JPEG has no end")
+    elif image.format == "PNG":
+        with _damage_is_not_an_image("the image data is damaged or truncated"):
+            image.verify()
+    else:
         image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))
         _load(image)
-    return info
+
+
+def _jpeg_scan_start(data: bytes) -> int:
+    """Where the first scan's data begins: past the marker segments up to SOS (FFDA)."""
+    position = 2
+    while position + 4 <= len(data):
+        if data[position] != 0xFF:  # stray bytes between segments, which libjpeg skips
+            position = data.find(b"\xff", position)
+            if position < 0:
+                break
+            continue
+        marker = data[position + 1]
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        if marker == 0xDA:
+            return position
+        position += 2 + int.from_bytes(data[position + 2 : position + 4], "big")
+    raise NotAnImage("the image data is damaged or truncated: the JPEG has no scan")
 
 
 def decode_rgb(data: bytes, max_pixels: int, min_short_side: int = 0) -> Image.Image:

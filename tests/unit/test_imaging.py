@@ -47,6 +47,27 @@ def test_truncated_photo_is_refused_at_inspection(make: object) -> None:
         imaging.inspect_image(data[: len(data) // 2], LIMIT)
 
 
+def test_jpeg_with_bytes_after_its_end_marker_is_accepted() -> None:
+    data = photo_jpeg("coffee") + b"trailer some cameras append"
+    assert imaging.inspect_image(data, LIMIT).format == "JPEG"
+
+
+def test_jpeg_with_stray_bytes_between_segments_is_accepted() -> None:
+    data = photo_jpeg("coffee")
+    after_first_segment = 4 + int.from_bytes(data[4:6], "big")
+    assert data[after_first_segment] == 0xFF
+    padded = data[:after_first_segment] + b"\x00junk" + data[after_first_segment:]
+    assert imaging.inspect_image(padded, LIMIT).format == "JPEG"
+    assert imaging.decode_rgb(padded, LIMIT).size == (600, 400)
+
+
+def test_png_with_a_damaged_chunk_is_refused_at_inspection() -> None:
+    data = bytearray(photo_png("coffee"))
+    data[len(data) // 2] ^= 0xFF
+    with pytest.raises(NotAnImage, match="damaged"):
+        imaging.inspect_image(bytes(data), LIMIT)
+
+
 def test_decompression_bomb_is_too_large_before_any_decoding() -> None:
     bomb = encode(Image.new("1", (20_000, 20_000)), "PNG")
     assert len(bomb) < 100_000
