@@ -5,12 +5,13 @@ SHELL := /bin/bash
 PORT ?= 8000
 VENV := .venv
 BUILD_VENV := .build-venv
-MODEL := chalicelib/models/efficientnet-lite0.onnx
+# Every model IMAGELABELLER_MODEL can choose (chalicelib/adapters/onnx.py, MODELS).
+MODELS := chalicelib/models/efficientnet-lite0.onnx chalicelib/models/efficientnet-lite2.onnx
 PIP_FLAGS := --quiet --disable-pip-version-check
 
 .PHONY: setup venv model run test lint bench clean
 
-setup: $(VENV)/.installed $(MODEL)
+setup: $(VENV)/.installed $(MODELS)
 	scripts/install-chromium
 
 venv: $(VENV)/.installed
@@ -27,12 +28,13 @@ $(BUILD_VENV)/.installed: requirements-build.txt
 	$(BUILD_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-build.txt
 	touch $@
 
-model: $(MODEL)
+model: $(MODELS)
 
-# The build environment is made only when the model must be built (or for `make test`).
-$(MODEL):
+# Each model is built once, when its file is missing. The build environment is made only
+# when a model must be built (or for `make test`).
+$(MODELS): chalicelib/models/efficientnet-%.onnx:
 	$(MAKE) $(BUILD_VENV)/.installed
-	$(BUILD_VENV)/bin/python scripts/build_model.py --variant lite0 --out $@
+	$(BUILD_VENV)/bin/python scripts/build_model.py --variant $* --out $@
 
 run: setup
 	$(VENV)/bin/chalice local --stage local --port $(PORT) --no-autoreload

@@ -8,7 +8,7 @@ from typing import Any
 
 from chalicelib.adapters.emf import EmfMetrics
 from chalicelib.adapters.files import FolderImageStore
-from chalicelib.adapters.onnx import OnnxLabeller
+from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.config import ConfigError, Limits, Settings
 from chalicelib.fetch import GuardedFetcher
@@ -73,7 +73,10 @@ def _storage(settings: Settings) -> tuple[ImageStore, LabelTable, SqliteDatabase
 def _labeller(settings: Settings) -> Labeller:
     if settings.labeller == "onnx":
         return OnnxLabeller(
-            settings.model_path, settings.limits.max_image_pixels, settings.onnx_threads
+            model_spec(settings.model),
+            settings.model_path,
+            settings.limits.max_image_pixels,
+            settings.onnx_threads,
         )
     from chalicelib.adapters.sagemaker import create_sagemaker_labeller
 

@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-DEFAULT_MODEL_PATH = PACKAGE_DIR / "models" / "efficientnet-lite0.onnx"
+MODELS_DIR = PACKAGE_DIR / "models"
+# The EfficientNet-Lite variants chalicelib.adapters.onnx.MODELS describes.
+MODEL_NAMES = ("efficientnet-lite0", "efficientnet-lite2")
+DEFAULT_MODEL = "efficientnet-lite0"
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "imagelabeller"
 # Chalice needs some ARN at import time to declare the event source; deployed stages set it.
 PLACEHOLDER_STREAM_ARN = (
@@ -26,6 +29,14 @@ LABELLERS = ("onnx", "sagemaker")
 
 class ConfigError(ValueError):
     """An IMAGELABELLER_* variable holds a value we cannot use."""
+
+
+def model_file(model: str) -> Path:
+    """Where `make setup` builds the ONNX file of `model`."""
+    return MODELS_DIR / f"{model}.onnx"
+
+
+DEFAULT_MODEL_PATH = model_file(DEFAULT_MODEL)
 
 
 @dataclass(frozen=True)
@@ -60,7 +71,8 @@ class Settings:
     backend: str = "local"
     labeller: str = "onnx"
     data_dir: Path = DEFAULT_DATA_DIR
-    model_path: Path = DEFAULT_MODEL_PATH
+    model: str = DEFAULT_MODEL
+    model_path: Path = DEFAULT_MODEL_PATH  # from_environ: the model's own file by default
     allow_private_urls: bool = False
     limits: Limits = Limits()
     top_k: int = 10
@@ -76,11 +88,13 @@ class Settings:
     def from_environ(cls, environ: Mapping[str, str] | None = None) -> Settings:
         env_source = os.environ if environ is None else environ
         env = _Reader(env_source)
+        model = env.choice("MODEL", MODEL_NAMES, DEFAULT_MODEL)
         return cls(
             backend=env.choice("BACKEND", BACKENDS, "local"),
             labeller=env.choice("LABELLER", LABELLERS, "onnx"),
             data_dir=Path(env.text("DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser(),
-            model_path=Path(env.text("MODEL_PATH", str(DEFAULT_MODEL_PATH))).expanduser(),
+            model=model,
+            model_path=Path(env.text("MODEL_PATH", str(model_file(model)))).expanduser(),
             allow_private_urls=env.flag("ALLOW_PRIVATE_URLS", False),
             limits=Limits(
                 max_image_bytes=env.integer("MAX_IMAGE_BYTES", Limits.max_image_bytes),

@@ -7,5 +7,6 @@ docs/DEPLOY.md says what each step creates and how to roll back. The modules:
 - `actions`: what one step does, described (dry run) or done (boto3, subprocesses);
 - `cloudformation`: create or update a stack and wait for it;
 - `artifacts`: the artifacts bucket and the upload of the Lambda package;
+- `package_models`: only the stage's model in the Lambda package;
 - `cli`: the command line.
 """

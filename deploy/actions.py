@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from deploy import artifacts
 from deploy.cloudformation import DeployError, StackRequest, deploy_stack
+from deploy.package_models import ModelNotPackaged, keep_only_model, model_entry
 from deploy.settings import PROJECT_DIR, relative
 
 Say = Callable[[str], None]
@@ -213,11 +214,13 @@ class DeployStack:
 
 @dataclass(frozen=True)
 class PackageFunctions:
-    """`chalice package` with the merge template: sam.json and deployment.zip."""
+    """`chalice package` with the merge template: sam.json and deployment.zip, which then
+    keeps only the stage's model."""
 
     stage: str
     region: str
     out_dir: Path
+    model: str
 
     def command(self) -> list[str]:
         return [
@@ -233,8 +236,15 @@ class PackageFunctions:
     def shown_command(self) -> str:
         return " ".join(["chalice", *self.command()[1:]])
 
+    @property
+    def zip_path(self) -> Path:
+        return self.out_dir / "deployment.zip"
+
     def describe(self) -> list[str]:
-        return [f"run AWS_DEFAULT_REGION={self.region} {self.shown_command()} (calls no AWS)"]
+        return [
+            f"run AWS_DEFAULT_REGION={self.region} {self.shown_command()} (calls no AWS)",
+            f"rewrite {relative(self.zip_path)} with no model but {model_entry(self.model)}",
+        ]
 
     def run(self, context: RunContext) -> None:
         shutil.rmtree(self.out_dir, ignore_errors=True)
@@ -245,6 +255,12 @@ class PackageFunctions:
             finished = subprocess.run(self.command(), cwd=PROJECT_DIR, env=environment)
         if finished.returncode != 0:
             raise DeployError(f"chalice package exited {finished.returncode}")
+        try:
+            dropped = keep_only_model(self.zip_path, self.model)
+        except ModelNotPackaged as error:
+            raise DeployError(str(error)) from error
+        if dropped:
+            context.say(f"left out of the package: {', '.join(dropped)}")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from chalicelib.config import DEFAULT_MODEL_PATH
+from chalicelib.config import model_file
 from deploy.actions import (
     Action,
     CheckIdentity,
@@ -91,8 +91,8 @@ def readiness_problems(stage: StageSettings, steps: Sequence[Step]) -> list[str]
             f"deploy/stages.json: stages.{stage.name}.alarm_email is not set: the address "
             'the alarm topic mails (it must confirm the subscription), or "" for none'
         )
-    if "functions" in names and not DEFAULT_MODEL_PATH.is_file():
-        problems.append(f"{relative(DEFAULT_MODEL_PATH)} is missing: run `make setup`")
+    if "functions" in names and not model_file(stage.model).is_file():
+        problems.append(f"{relative(model_file(stage.model))} is missing: run `make setup`")
     for step in steps:
         if step.name in TEMPLATE_STEPS:
             template = stage.stack(step.name).template
@@ -158,7 +158,7 @@ def functions_step(stage: StageSettings, package_dir: Path) -> Step:
             capabilities=artifacts_stack.capabilities,
             tags=tags(stage),
         ),
-        PackageFunctions(stage.name, stage.region, package_dir),
+        PackageFunctions(stage.name, stage.region, package_dir, stage.model),
         UploadPackage(stage.name, stage.region, bucket, package_dir, template_url),
         DeployStack(
             region=stage.region,

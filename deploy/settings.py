@@ -3,7 +3,8 @@
 Two sources, each value in one of them only:
 
 - `.chalice/config.json`: which stages exist, their region (`IMAGELABELLER_AWS_REGION`),
-  their labeller (`IMAGELABELLER_LABELLER`) and the endpoint name;
+  their labeller (`IMAGELABELLER_LABELLER`), their model (`IMAGELABELLER_MODEL`, the
+  app's default when unset) and the endpoint name;
 - `deploy/stages.json`: the stack names and templates, the SageMaker endpoint's instance
   and the JumpStart model per region, and each stage's alarm email.
 """
@@ -16,6 +17,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from chalicelib.config import DEFAULT_MODEL, MODEL_NAMES
 
 PROJECT_DIR = Path(__file__).resolve().parents[1]
 CHALICE_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
@@ -66,6 +69,7 @@ class StageSettings:
     alarm_email: str | None  # None: not decided yet; "": no subscription, on purpose
     stacks: Mapping[str, StackDefinition]
     sagemaker: SageMakerEndpoint | None  # None unless the labeller is sagemaker
+    model: str  # the ONNX model the package carries (IMAGELABELLER_MODEL)
 
     @property
     def uses_sagemaker(self) -> bool:
@@ -125,6 +129,12 @@ def load_stage(
             f"stage {name!r} sets IMAGELABELLER_ALLOW_PRIVATE_URLS=true; deployed stages must not"
         )
     endpoint_name = variables.get("IMAGELABELLER_SAGEMAKER_ENDPOINT", "")
+    model = variables.get("IMAGELABELLER_MODEL", DEFAULT_MODEL).strip().lower()
+    if model not in MODEL_NAMES:
+        raise StageRefused(
+            f"stage {name!r}: IMAGELABELLER_MODEL is {model!r}; expected one of "
+            f"{', '.join(MODEL_NAMES)}"
+        )
     stage_entry = settings.get("stages", {}).get(name)
     if stage_entry is None:
         raise StageRefused(f'stage {name!r} has no entry under "stages" in deploy/stages.json')
@@ -145,6 +155,7 @@ def load_stage(
         alarm_email=alarm_email,
         stacks=stacks,
         sagemaker=sagemaker,
+        model=model,
     )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from itertools import batched
 from pathlib import Path
 
-from chalicelib.adapters.onnx import OnnxLabeller
+from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.config import Limits, Settings
 from chalicelib.models import Label
 from chalicelib.ports import Labeller
@@ -39,7 +39,10 @@ def onnx_labeller(settings: Settings) -> OnnxLabeller:
             "project folder (or set IMAGELABELLER_MODEL_PATH)"
         )
     return OnnxLabeller(
-        settings.model_path, settings.limits.max_image_pixels, settings.onnx_threads
+        model_spec(settings.model),
+        settings.model_path,
+        settings.limits.max_image_pixels,
+        settings.onnx_threads,
     )
 
 

@@ -25,8 +25,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from chalicelib import imaging
-from chalicelib.adapters.onnx import CROP_FRACTION, DECODE_SHORT_SIDE, INPUT_SIZE, OnnxLabeller
-from chalicelib.config import DEFAULT_MODEL_PATH, Limits
+from chalicelib.adapters.onnx import MODELS, OnnxLabeller, model_spec
+from chalicelib.config import DEFAULT_MODEL, Limits, model_file
 from chalicelib.errors import ImageLabellerError, LabellerUnavailable
 from chalicelib.ranking import softmax
 
@@ -161,8 +161,9 @@ class LocalSageMakerRuntime:
         return fault
 
     def _scores(self, body: bytes) -> list[float]:
-        image = imaging.decode_rgb(body, self._max_pixels, min_short_side=DECODE_SHORT_SIDE)
-        tensor = imaging.preprocess([image], INPUT_SIZE, CROP_FRACTION)
+        spec = self._model.spec
+        image = imaging.decode_rgb(body, self._max_pixels, min_short_side=spec.decode_short_side)
+        tensor = imaging.preprocess([image], spec.input_size, spec.crop_fraction)
         probabilities = softmax(self._model.infer(tensor))[0]
         return [0.0, *(float(p) for p in probabilities)]  # index 0: background
 
@@ -248,12 +249,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         action="append",
         help=f"an endpoint name to serve (repeatable; default {DEFAULT_ENDPOINT})",
     )
-    parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_PATH)
+    parser.add_argument("--model-name", choices=sorted(MODELS), default=DEFAULT_MODEL)
+    parser.add_argument("--model", type=Path, help="its ONNX file (default: the one it builds)")
     args = parser.parse_args(argv)
-    if not args.model.is_file():
-        parser.error(f"no model file at {args.model}; build it with `make model`")
+    model_path = args.model or model_file(args.model_name)
+    if not model_path.is_file():
+        parser.error(f"no model file at {model_path}; build it with `make model`")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    model = OnnxLabeller(args.model, Limits().max_image_pixels)
+    model = OnnxLabeller(model_spec(args.model_name), model_path, Limits().max_image_pixels)
     endpoints = args.endpoint or [DEFAULT_ENDPOINT]
     runtime = LocalSageMakerRuntime(model, endpoints, host=args.host, port=args.port).start()
     print(f"serving SageMaker Runtime endpoint(s) {', '.join(endpoints)} on {runtime.url}")

@@ -6,18 +6,30 @@ from pathlib import Path
 import pytest
 
 from chalicelib.adapters.files import FolderImageStore
-from chalicelib.adapters.onnx import OnnxLabeller
+from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
-from chalicelib.config import DEFAULT_MODEL_PATH, Limits
+from chalicelib.config import DEFAULT_MODEL, Limits, model_file
 from tests.support import LoopbackServer, loopback_server
 
 pytest_plugins = ["tests.fixtures.aws", "tests.fixtures.sagemaker"]
 
 
+def built_onnx_labeller(model: str) -> OnnxLabeller:
+    """The labeller for one of the models `make setup` builds."""
+    path = model_file(model)
+    assert path.is_file(), f"the model {path.name} is missing: run `make setup`"
+    return OnnxLabeller(model_spec(model), path, Limits().max_image_pixels)
+
+
 @pytest.fixture(scope="session")
 def onnx_labeller() -> OnnxLabeller:
-    assert DEFAULT_MODEL_PATH.is_file(), "the model is missing: run `make setup`"
-    return OnnxLabeller(DEFAULT_MODEL_PATH, Limits().max_image_pixels)
+    """The default model's labeller (EfficientNet-Lite0)."""
+    return built_onnx_labeller(DEFAULT_MODEL)
+
+
+@pytest.fixture(scope="session")
+def onnx_lite2_labeller() -> OnnxLabeller:
+    return built_onnx_labeller("efficientnet-lite2")
 
 
 @pytest.fixture

@@ -1,4 +1,5 @@
-"""Labeller running EfficientNet-Lite in process with onnxruntime.
+"""Labeller running EfficientNet-Lite (Lite0 or Lite2, chosen by configuration) in process
+with onnxruntime.
 
 The session is created on first use and shared by every thread of the process
 (onnxruntime's `run` is thread-safe). A whole batch is one `run` call.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,19 +18,65 @@ import numpy as np
 
 from chalicelib import imaging
 from chalicelib.classes import imagenet_class_names
+from chalicelib.config import ConfigError
 from chalicelib.errors import ImageLabellerError, LabellerUnavailable
 from chalicelib.models import LabelOutcome
 from chalicelib.ranking import softmax, top_labels
 
-INPUT_SIZE = 224
-CROP_FRACTION = 224 / 256
-# JPEGs decode at reduced scale while the crop still covers at least INPUT_SIZE pixels.
-DECODE_SHORT_SIDE = round(INPUT_SIZE / CROP_FRACTION)
-MODEL_ID = "efficientnet-lite0/onnx"
+# The reference EfficientNet evaluation crops the centre input_size / (input_size + 32) of
+# the short side (tensorflow/tpu, models/official/efficientnet/preprocessing.py, as it was
+# when the Lite checkpoints were published).
+CROP_PADDING = 32
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """One EfficientNet-Lite variant: its name and the input its weights expect.
+
+    Every Lite variant normalises the same way, (x - 127) / 128 (imaging.normalise).
+    """
+
+    name: str
+    input_size: int
+
+    @property
+    def crop_fraction(self) -> float:
+        return self.input_size / (self.input_size + CROP_PADDING)
+
+    @property
+    def decode_short_side(self) -> int:
+        """JPEGs decode at reduced scale while the crop still covers input_size pixels."""
+        return round(self.input_size / self.crop_fraction)
+
+    @property
+    def model_id(self) -> str:
+        return f"{self.name}/onnx"
+
+
+MODELS: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("efficientnet-lite0", input_size=224),
+        ModelSpec("efficientnet-lite2", input_size=260),
+    )
+}
+
+
+def model_spec(name: str) -> ModelSpec:
+    """The variant called `name`; ConfigError names the choices for any other name."""
+    try:
+        return MODELS[name]
+    except KeyError:
+        raise ConfigError(
+            f"unknown model {name!r}: expected one of {', '.join(sorted(MODELS))}"
+        ) from None
 
 
 class OnnxLabeller:
-    def __init__(self, model_path: Path, max_pixels: int, threads: int = 0) -> None:
+    def __init__(
+        self, model: ModelSpec, model_path: Path, max_pixels: int, threads: int = 0
+    ) -> None:
+        self._spec = model
         self._model_path = model_path
         self._max_pixels = max_pixels
         self._threads = threads or os.cpu_count() or 1
@@ -37,7 +85,11 @@ class OnnxLabeller:
 
     @property
     def model_id(self) -> str:
-        return MODEL_ID
+        return self._spec.model_id
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self._spec
 
     def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
         outcomes: list[LabelOutcome | None] = [None] * len(images)
@@ -65,8 +117,9 @@ class OnnxLabeller:
             raise LabellerUnavailable(f"the model failed to run: {exc}") from exc
 
     def _model_pixels(self, data: bytes) -> np.ndarray:
-        image = imaging.decode_rgb(data, self._max_pixels, min_short_side=DECODE_SHORT_SIDE)
-        return imaging.crop_and_resize(image, INPUT_SIZE, CROP_FRACTION)
+        spec = self._spec
+        image = imaging.decode_rgb(data, self._max_pixels, min_short_side=spec.decode_short_side)
+        return imaging.crop_and_resize(image, spec.input_size, spec.crop_fraction)
 
     def _loaded_session(self) -> Any:
         if self._session is None:

@@ -1,4 +1,5 @@
-"""The Labeller contract, run against every labeller (ONNX in process, SageMaker endpoint)."""
+"""The Labeller contract, run against every labeller (ONNX in process with each model,
+SageMaker endpoint)."""
 
 from __future__ import annotations
 
@@ -6,13 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.adapters.onnx import OnnxLabeller
+from chalicelib.adapters.onnx import OnnxLabeller, model_spec
+from chalicelib.config import DEFAULT_MODEL
 from chalicelib.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
 from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png
 
 
-@pytest.fixture(params=["onnx", "sagemaker"])
+@pytest.fixture(params=["onnx", "onnx_lite2", "sagemaker"])
 def labeller(request: pytest.FixtureRequest) -> Labeller:
     chosen: Labeller = request.getfixturevalue(f"{request.param}_labeller")
     return chosen
@@ -64,4 +66,6 @@ def test_damaged_model_file_makes_the_labeller_unavailable(tmp_path: Path) -> No
     damaged = tmp_path / "model.onnx"
     damaged.write_bytes(b"not a model")
     with pytest.raises(LabellerUnavailable, match="cannot be loaded"):
-        OnnxLabeller(damaged, 10**8).label([photo_png("coffee")], top_k=5)
+        OnnxLabeller(model_spec(DEFAULT_MODEL), damaged, 10**8).label(
+            [photo_png("coffee")], top_k=5
+        )

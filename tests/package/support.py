@@ -10,6 +10,7 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -20,6 +21,8 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from deploy.package_models import keep_only_model
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CHALICE_DIR = PROJECT_DIR / ".chalice"
@@ -50,6 +53,7 @@ class Stage:
     region: str
     labeller: str
     log_retention_days: int
+    model: str = "efficientnet-lite0"  # the only model its package carries
 
     def __str__(self) -> str:
         return self.name
@@ -78,6 +82,11 @@ class Packaged:
     @property
     def zip_path(self) -> Path:
         return self.directory / "deployment.zip"
+
+    @property
+    def unpruned_zip_path(self) -> Path:
+        """The zip as `chalice package` wrote it, with every model (kept on request)."""
+        return self.directory / "deployment-every-model.zip"
 
     @property
     def template(self) -> dict[str, Any]:
@@ -133,7 +142,9 @@ def chalice_deployments_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def chalice_package(stage: Stage, out_dir: Path) -> Packaged:
+def chalice_package(stage: Stage, out_dir: Path, keep_unpruned: bool = False) -> Packaged:
+    """What the deploy's packaging step writes: `chalice package`, then only the stage's
+    model left in deployment.zip (deploy/package_models.py)."""
     target = out_dir / stage.name
     command = [
         str(CHALICE),
@@ -156,7 +167,11 @@ def chalice_package(stage: Stage, out_dir: Path) -> Packaged:
     assert result.returncode == 0, (
         f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     )
-    return Packaged(stage, target)
+    packaged = Packaged(stage, target)
+    if keep_unpruned:
+        shutil.copyfile(packaged.zip_path, packaged.unpruned_zip_path)
+    keep_only_model(packaged.zip_path, stage.model)
+    return packaged
 
 
 def configured_stage_names() -> list[str]:

@@ -8,6 +8,7 @@ and the tests resolve them for a made-up deployment to compare exact ARNs.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import importlib.util
 import json
@@ -21,7 +22,14 @@ from typing import Any
 import pytest
 
 from chalicelib import config
-from chalicelib.config import DEFAULT_MODEL_PATH, PLACEHOLDER_STREAM_ARN, Limits, Settings
+from chalicelib.config import PLACEHOLDER_STREAM_ARN, Limits, Settings, model_file
+from deploy.package_models import (
+    ModelNotPackaged,
+    keep_only_model,
+    model_entry,
+    packaged_models,
+)
+from deploy.settings import CHALICE_CONFIG, StageRefused, load_stage, read_json
 from tests.package.support import (
     API_FUNCTION,
     BUCKET_SCHEME,
@@ -78,7 +86,6 @@ LOG_GROUPS = {
     STREAM_FUNCTION: "LabelNewImagesLogGroup",
     UPLOAD_FUNCTION: "RegisterUploadsLogGroup",
 }
-MODEL_IN_ZIP = "chalicelib/models/efficientnet-lite0.onnx"
 CLASS_NAMES_IN_ZIP = "chalicelib/data/imagenet_classes.json"
 NATIVE_DISTRIBUTIONS = {"onnxruntime": "onnxruntime", "numpy": "numpy", "pillow": "PIL"}
 
@@ -90,7 +97,10 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Packaged]:
     out_dir = tmp_path_factory.mktemp("chalice-package")
     # One stage after another: the first builds the cached zip that the others reuse.
     with chalice_deployments_lock():
-        return {stage.name: chalice_package(stage, out_dir) for stage in STAGES}
+        return {
+            stage.name: chalice_package(stage, out_dir, keep_unpruned=stage == STAGES[0])
+            for stage in STAGES
+        }
 
 
 @pytest.fixture(scope="session")
@@ -408,20 +418,76 @@ def test_star_resources_only_for_actions_iam_cannot_scope(
 # --- the deployment package -------------------------------------------------------------
 
 
-def test_every_stage_ships_the_same_deployment_package(packages: dict[str, Packaged]) -> None:
-    digests = {
-        name: hashlib.sha256(packaged.zip_path.read_bytes()).hexdigest()
-        for name, packaged in packages.items()
-    }
-    assert len(set(digests.values())) == 1, digests
+def test_stages_with_the_same_model_ship_the_same_deployment_package(
+    packages: dict[str, Packaged],
+) -> None:
+    digests: dict[str, set[str]] = {}
+    for packaged in packages.values():
+        digest = hashlib.sha256(packaged.zip_path.read_bytes()).hexdigest()
+        digests.setdefault(packaged.stage.model, set()).add(digest)
+    assert all(len(found) == 1 for found in digests.values()), digests
 
 
-def test_package_holds_the_model_and_the_class_names(packages: dict[str, Packaged]) -> None:
-    with zipfile.ZipFile(packages[STAGES[0].name].zip_path) as archive:
-        assert archive.read(MODEL_IN_ZIP) == DEFAULT_MODEL_PATH.read_bytes()
+@by_stage
+def test_deploy_packages_the_model_the_stage_chooses(stage: Stage) -> None:
+    assert load_stage(stage.name).model == stage.model
+
+
+def test_a_stage_choosing_lite2_packages_lite2_and_an_unknown_model_is_refused() -> None:
+    config = copy.deepcopy(read_json(CHALICE_CONFIG))
+    variables = config["stages"]["test"]["environment_variables"]
+    variables["IMAGELABELLER_MODEL"] = "efficientnet-lite2"
+    assert load_stage("test", config).model == "efficientnet-lite2"
+    variables["IMAGELABELLER_MODEL"] = "efficientnet-lite9"
+    with pytest.raises(StageRefused, match="IMAGELABELLER_MODEL"):
+        load_stage("test", config)
+
+
+def test_a_package_without_the_stages_model_is_refused(tmp_path: Path) -> None:
+    package = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr("app.py", "")
+        archive.writestr(model_entry("efficientnet-lite0"), b"model")
+    before = package.read_bytes()
+    with pytest.raises(ModelNotPackaged, match="make setup"):
+        keep_only_model(package, "efficientnet-lite2")
+    assert package.read_bytes() == before
+    assert keep_only_model(package, "efficientnet-lite0") == []
+
+
+@by_stage
+def test_package_holds_only_the_stages_model_and_the_class_names(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    with zipfile.ZipFile(packages[stage.name].zip_path) as archive:
+        assert packaged_models(archive) == [model_entry(stage.model)]
+        assert archive.read(model_entry(stage.model)) == model_file(stage.model).read_bytes()
         class_names = json.loads(archive.read(CLASS_NAMES_IN_ZIP))
     assert len(class_names) == 1000
     assert class_names[967] == "espresso"
+
+
+def test_only_the_other_models_are_left_out_of_the_package(
+    packages: dict[str, Packaged],
+) -> None:
+    packaged = packages[STAGES[0].name]
+    with zipfile.ZipFile(packaged.unpruned_zip_path) as everything:
+        every_model = set(packaged_models(everything))
+        before = {entry.filename: entry for entry in everything.infolist()}
+    with zipfile.ZipFile(packaged.zip_path) as pruned:
+        after = {entry.filename: entry for entry in pruned.infolist()}
+    # chalice packs every model `make setup` built; the stage's own is the one that stays.
+    assert {model_entry(name) for name in config.MODEL_NAMES} <= every_model
+    assert set(before) - set(after) == every_model - {model_entry(packaged.stage.model)}
+    assert list(after) == [name for name in before if name in after]  # in the same order
+    for name, entry in after.items():
+        kept = before[name]
+        assert (entry.CRC, entry.file_size, entry.date_time, entry.external_attr) == (
+            kept.CRC,
+            kept.file_size,
+            kept.date_time,
+            kept.external_attr,
+        ), name
 
 
 def test_native_dependencies_are_built_for_lambda_python_3_12_on_x86_64(
@@ -453,7 +519,8 @@ def test_package_fits_lambdas_unzipped_limit(packages: dict[str, Packaged]) -> N
         unzipped = sum(info.file_size for info in archive.infolist())
     zipped = zip_path.stat().st_size
     figures = (
-        f"deployment.zip with the ONNX labeller: {zipped / 1e6:.1f} MB zipped "
+        f"deployment.zip with the ONNX labeller ({STAGES[0].model} only): "
+        f"{zipped / 1e6:.1f} MB zipped "
         f"({zipped / 2**20:.1f} MiB), {unzipped / 1e6:.1f} MB unzipped "
         f"({unzipped / 2**20:.1f} MiB); Lambda allows {LAMBDA_UNZIPPED_LIMIT / 2**20:.0f} MiB"
     )
@@ -481,16 +548,19 @@ from pathlib import Path
 task = Path(sys.argv[1]).resolve()
 sys.path.insert(0, str(task))
 
-from chalicelib.adapters.onnx import OnnxLabeller
+from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.config import Settings
 
-settings = Settings.from_environ({})
-labeller = OnnxLabeller(settings.model_path, settings.limits.max_image_pixels)
+settings = Settings.from_environ()
+labeller = OnnxLabeller(
+    model_spec(settings.model), settings.model_path, settings.limits.max_image_pixels
+)
 (outcome,) = labeller.label([Path(sys.argv[2]).read_bytes()], 5)
 files = {name: getattr(module, "__file__", None) or "" for name, module in sys.modules.items()}
 print(json.dumps({
     "python": list(sys.version_info[:2]),
     "model_path": str(settings.model_path),
+    "model_id": labeller.model_id,
     "error": outcome.error,
     "labels": [label.name for label in outcome.labels],
     "modules": {name: files[name] for name in ("chalicelib", "numpy", "onnxruntime", "PIL")},
@@ -500,12 +570,21 @@ print(json.dumps({
 """
 
 
-def run_bare_python(script: str, *args: str, cwd: Path) -> dict[str, Any]:
-    """Run `script` in the base Python 3.12, isolated (-I) and without site-packages (-S)."""
+def run_bare_python(
+    script: str, *args: str, cwd: Path, environment: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """Run `script` in the base Python 3.12, isolated (-I) and without site-packages (-S).
+
+    Its environment is a PATH, LANG and `environment`, as Lambda sets a stage's variables.
+    """
     result = subprocess.run(
         [str(base_python()), "-I", "-S", "-c", script, *args],
         cwd=cwd,
-        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LANG": "C.UTF-8"},
+        env={
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            **(environment or {}),
+        },
         capture_output=True,
         text=True,
         timeout=300,
@@ -526,12 +605,45 @@ def test_packaged_code_finds_the_model_and_labels_a_real_photo(
 
     assert answer["python"] == [3, 12]
     assert Path(answer["model_path"]).is_relative_to(unzipped)
+    assert answer["model_id"] == "efficientnet-lite0/onnx"
     for module, path in answer["modules"].items():
         assert Path(path).is_relative_to(unzipped), f"{module} came from {path}"
     assert answer["from_site_packages"] == []
     assert answer["aws_sdk_imported"] == [], "the ONNX path should not need the AWS SDK"
     assert answer["error"] is None
     assert answer["labels"][0] == "espresso", answer["labels"]
+
+
+def test_package_for_a_stage_choosing_lite2_carries_it_alone_and_labels_with_it(
+    packages: dict[str, Packaged], tmp_path: Path
+) -> None:
+    lite2_zip = tmp_path / "deployment.zip"
+    dropped = keep_only_model(
+        packages[STAGES[0].name].unpruned_zip_path, "efficientnet-lite2", lite2_zip
+    )
+    assert model_entry("efficientnet-lite0") in dropped
+    task = tmp_path / "var-task"
+    with zipfile.ZipFile(lite2_zip) as archive:
+        assert packaged_models(archive) == [model_entry("efficientnet-lite2")]
+        archive.extractall(task)
+    photo = tmp_path / "coffee.png"
+    photo.write_bytes(photo_png("coffee"))
+
+    answer = run_bare_python(
+        LABEL_SCRIPT,
+        str(task),
+        str(photo),
+        cwd=tmp_path,
+        environment={"IMAGELABELLER_MODEL": "efficientnet-lite2"},
+    )
+
+    assert answer["model_path"] == str(task / model_entry("efficientnet-lite2"))
+    assert answer["model_id"] == "efficientnet-lite2/onnx"
+    assert answer["error"] is None
+    assert answer["labels"][0] == "espresso", answer["labels"]
+    size = lite2_zip.stat().st_size
+    figures = f"deployment.zip with efficientnet-lite2 only: {size / 1e6:.1f} MB zipped"
+    SUMMARY.append(figures)
 
 
 # What the python3.12 Lambda runtime adds to the function's code: the AWS SDK.

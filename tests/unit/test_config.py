@@ -6,6 +6,7 @@ import pytest
 
 from chalicelib.config import (
     DEFAULT_MODEL_PATH,
+    MODELS_DIR,
     PLACEHOLDER_STREAM_ARN,
     ConfigError,
     Settings,
@@ -21,7 +22,8 @@ def test_defaults_without_any_variable() -> None:
         "onnx",
         False,
     )
-    assert settings.model_path == DEFAULT_MODEL_PATH
+    assert settings.model == "efficientnet-lite0"
+    assert settings.model_path == DEFAULT_MODEL_PATH == MODELS_DIR / "efficientnet-lite0.onnx"
     assert settings.limits.max_image_bytes == 10 * 1024 * 1024
     assert settings.limits.fetch_max_redirects == 3
 
@@ -59,6 +61,7 @@ def test_every_variable_is_read() -> None:
     [
         ("BACKEND", "mysql"),
         ("LABELLER", "gpt"),
+        ("MODEL", "efficientnet-lite1"),
         ("ALLOW_PRIVATE_URLS", "maybe"),
         ("MAX_IMAGE_BYTES", "lots"),
         ("MAX_IMAGE_BYTES", "0"),
@@ -68,6 +71,21 @@ def test_every_variable_is_read() -> None:
 def test_unusable_values_are_refused_with_the_variable_named(name: str, value: str) -> None:
     with pytest.raises(ConfigError, match=f"IMAGELABELLER_{name}"):
         Settings.from_environ({f"IMAGELABELLER_{name}": value})
+
+
+def test_model_chooses_its_own_file_unless_a_path_is_given() -> None:
+    lite2 = Settings.from_environ({"IMAGELABELLER_MODEL": "EfficientNet-Lite2"})
+    assert lite2.model == "efficientnet-lite2"
+    assert lite2.model_path == MODELS_DIR / "efficientnet-lite2.onnx"
+    chosen = Settings.from_environ(
+        {"IMAGELABELLER_MODEL": "efficientnet-lite2", "IMAGELABELLER_MODEL_PATH": "/opt/m.onnx"}
+    )
+    assert (chosen.model, chosen.model_path) == ("efficientnet-lite2", Path("/opt/m.onnx"))
+
+
+def test_unknown_model_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match=r"efficientnet-lite0.*efficientnet-lite2"):
+        Settings.from_environ({"IMAGELABELLER_MODEL": "resnet50"})
 
 
 def test_stream_arn_comes_from_the_environment_or_a_placeholder() -> None:

