@@ -75,7 +75,9 @@ def answers_errors_as_json[View: Callable[..., Any]](view: View) -> View:
         except ImageLabellerError as error:
             return error_response(error)
         except Exception:
-            log.exception("unexpected error in %s", view.__name__)
+            # The route and the request id are added by logs.tag_request.
+            keys = {"handler": view.__name__, "image_id": kwargs.get("image_id")}
+            log.exception("unexpected error", extra=keys)
             return Response(
                 body=error_body("internal_error", "an internal error occurred"), status_code=500
             )

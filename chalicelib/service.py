@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -74,6 +75,8 @@ class LabelReport:
     retry: list[str] = field(default_factory=list)
     # Seconds from submit to CLASSIFIED, one per classified image.
     latencies: list[float] = field(default_factory=list)
+    # Images of this batch that were submitted with a callback URL.
+    with_callback: set[str] = field(default_factory=set)
 
 
 class LabellingRetryNeeded(Exception):
@@ -146,16 +149,22 @@ class ImageService:
         has used them all, and otherwise LabellingRetryNeeded asks for a redelivery.
         """
         report = LabelReport()
+        asked = list(dict.fromkeys(image_ids))
+        started = time.monotonic()
         try:
-            self._label_pending(list(dict.fromkeys(image_ids)), report)
+            self._label_pending(asked, report)
         finally:
+            if asked:
+                log.info("labelled a batch", extra=_batch_keys(asked, report, started))
             self._publish_batch(report)
-            self._deliver_callbacks(report.classified + report.failed)
+            finished = report.classified + report.failed
+            self._deliver_callbacks([i for i in finished if i in report.with_callback])
         return report
 
     def _deliver_callbacks(self, finished_ids: list[str]) -> None:
         """POST each finished record to its callback URL, once, and write down how it went.
-        Delivery problems never fail the batch: they are recorded on the image."""
+        Delivery problems never fail the batch: they are recorded on the image. Only images
+        submitted with a callback are read again (for their labels)."""
         for image_id in finished_ids:
             record = self._table.get(image_id)
             if record is None or record.webhook is None:
@@ -172,8 +181,11 @@ class ImageService:
                 last_error="this deployment has no webhook secret (IMAGELABELLER_WEBHOOK_SECRET)",
             )
         delivery = self._callbacks.deliver(webhook.url, record_body(record))
-        if not delivery.delivered:
-            log.warning("callback for %s failed: %s", record.image_id, delivery.last_error)
+        keys = {"image_id": record.image_id, "attempts": delivery.attempts}
+        if delivery.delivered:
+            log.info("callback delivered", extra=keys)
+        else:
+            log.warning("callback failed", extra={**keys, "error": delivery.last_error})
         return replace(
             webhook,
             status=WebhookStatus.DELIVERED if delivery.delivered else WebhookStatus.FAILED,
@@ -189,6 +201,10 @@ class ImageService:
         try:
             outcomes = self._labeller.label(images, self._top_k)
         except LabellerUnavailable as exc:
+            log.warning(
+                "the model is unavailable",
+                extra={"error": str(exc), "image_ids": [record.image_id for record in pending]},
+            )
             self._count_failed_attempt(pending, str(exc), report)
             if report.retry:
                 raise LabellingRetryNeeded(report, exc) from exc
@@ -218,7 +234,7 @@ class ImageService:
         if not _looks_like_id(image_id) or not self._table.delete(image_id):
             raise ImageNotFound(f"no image with id {image_id!r}")
         self._store.delete(image_id)
-        log.info("deleted image %s", image_id)
+        log.info("image deleted", extra={"image_id": image_id})
 
     def relabel(self, image_id: str) -> ImageRecord:
         """Label a finished image again with the current model; its last result is kept."""
@@ -228,6 +244,10 @@ class ImageService:
         reopened = self._table.reopen(image_id)
         if reopened is None:
             raise Conflict(f"image {image_id} changed while it was being sent to relabel")
+        log.info(
+            "image sent to relabel",
+            extra={"image_id": image_id, "previous_status": record.status.value},
+        )
         return reopened
 
     def images_with_label(
@@ -265,6 +285,15 @@ class ImageService:
         except ImageLabellerError as error:
             record = self._refused_upload(image_id, data, error)
             self._table.insert(record)
+            log.warning(
+                "upload refused",
+                extra={
+                    "image_id": image_id,
+                    "status": record.status.value,
+                    "size_bytes": len(data),
+                    "error": record.error,
+                },
+            )
         self._store.delete(upload_key(image_id))
         return record
 
@@ -317,7 +346,18 @@ class ImageService:
         except BaseException:
             self._store.delete(record.image_id)
             raise
-        log.info("accepted image %s (%s, %d bytes)", record.image_id, info.format, len(data))
+        log.info(
+            "image accepted",
+            extra={
+                "image_id": record.image_id,
+                "status": record.status.value,
+                "format": info.format,
+                "size_bytes": len(data),
+                "width": info.width,
+                "height": info.height,
+                "source": "upload" if source_url is None else "url",
+            },
+        )
         self._metrics.record("ImagesSubmitted", 1, "Count")
         self._metrics.publish()
         return record
@@ -328,7 +368,15 @@ class ImageService:
         if known.status is Status.FAILED:
             reopened = self._table.reopen(known.image_id)
             if reopened is not None:
+                log.info(
+                    "failed image resubmitted",
+                    extra={"image_id": known.image_id, "status": reopened.status.value},
+                )
                 return Submission(reopened, created=True)
+        log.info(
+            "image resubmitted",
+            extra={"image_id": known.image_id, "status": known.status.value},
+        )
         return Submission(known, created=False)
 
     def _publish_batch(self, report: LabelReport) -> None:
@@ -353,6 +401,8 @@ class ImageService:
             if record is None or record.status is not Status.NOT_CLASSIFIED:
                 report.skipped.append(image_id)
                 continue
+            if record.webhook is not None:
+                report.with_callback.add(image_id)
             try:
                 images.append(self._store.get(image_id))
             except StoredImageMissing:
@@ -369,12 +419,33 @@ class ImageService:
             done = self._table.complete(image_id, outcome.labels, model, now)
             (report.classified if done else report.skipped).append(image_id)
             if done:
-                report.latencies.append((now - record.submitted_at).total_seconds())
+                latency = (now - record.submitted_at).total_seconds()
+                report.latencies.append(latency)
+                top = outcome.labels[0] if outcome.labels else None
+                log.info(
+                    "image classified",
+                    extra={
+                        "image_id": image_id,
+                        "status": Status.CLASSIFIED.value,
+                        "model": model,
+                        "label": top.name if top else None,
+                        "score": top.score if top else None,
+                        "latency_ms": round(latency * 1000, 1),
+                    },
+                )
         else:
             done = self._table.fail(image_id, outcome.error or "unknown error", model, now)
             (report.failed if done else report.skipped).append(image_id)
             if done:
-                log.warning("image %s FAILED: %s", image_id, outcome.error)
+                log.warning(
+                    "image failed",
+                    extra={
+                        "image_id": image_id,
+                        "status": Status.FAILED.value,
+                        "model": model,
+                        "error": outcome.error,
+                    },
+                )
 
     def _count_failed_attempt(
         self, records: list[ImageRecord], reason: str, report: LabelReport
@@ -386,6 +457,17 @@ class ImageService:
                 self._finish(record, LabelOutcome(error=error), report)
             else:
                 report.retry.append(record.image_id)
+
+
+def _batch_keys(asked: list[str], report: LabelReport, started: float) -> dict[str, object]:
+    return {
+        "batch_size": len(asked),
+        "classified": len(report.classified),
+        "failed": len(report.failed),
+        "retry": len(report.retry),
+        "skipped": len(report.skipped),
+        "duration_ms": round((time.monotonic() - started) * 1000, 1),
+    }
 
 
 class _NoMetrics:

@@ -101,7 +101,7 @@ class LocalStreamPoller:
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="local-stream", daemon=True)
         self._thread.start()
-        log.info("local stream emulation started (batch size %d)", self._batch_size)
+        log.info("local stream emulation started", extra={"batch_size": self._batch_size})
 
     def stop(self, timeout: float = 10.0) -> None:
         self._stop.set()
@@ -126,7 +126,10 @@ class LocalStreamPoller:
             except Exception:
                 failures += 1
                 delay = min(MAX_BACKOFF_SECONDS, 0.25 * 2**failures)
-                log.exception("stream batch failed (try %d); retrying in %.1f s", failures, delay)
+                log.exception(
+                    "stream batch failed; retrying",
+                    extra={"attempt": failures, "retry_in_s": delay},
+                )
                 self._stop.wait(delay)
                 continue
             if delivered < self._batch_size:

@@ -312,3 +312,29 @@ def test_submits_and_batches_are_published_as_embedded_metrics(
     assert batch["BatchSize"] == [2.0]
     assert (batch["ImagesClassified"], batch["ImagesFailed"]) == ([1.0], [1.0])
     assert len(batch["LabelLatency"]) == 1 and batch["LabelLatency"][0] > 0
+
+
+class CountingReadsTable(SqliteLabelTable):
+    """The real SQLite table, counting the records it is asked for."""
+
+    reads = 0
+
+    def get(self, image_id: str) -> ImageRecord | None:
+        self.reads += 1
+        return super().get(image_id)
+
+
+def test_labelling_reads_a_record_once_when_it_has_no_callback(
+    folder_store: FolderImageStore,
+    database: SqliteDatabase,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    table = CountingReadsTable(database)
+    service = make_service(folder_store, table, onnx_labeller, pages)
+    ids = [
+        service.submit_upload(photo_jpeg(name)).record.image_id for name in ("coffee", "chelsea")
+    ]
+    table.reads = 0
+    assert sorted(service.label_images(ids).classified) == sorted(ids)
+    assert table.reads == len(ids)
