@@ -9,7 +9,7 @@ from typing import Any
 
 from chalice.app import Chalice, DynamoDBEvent, Request, Response, SQSEvent
 
-from chalicelib import api, config, views, web
+from chalicelib import api, config, logs, views, web
 from chalicelib.bootstrap import components, get_service, local_stream_poller
 from chalicelib.errors import ImageNotFound, UploadNotAllowed
 from chalicelib.local import dev_server
@@ -19,7 +19,9 @@ from chalicelib.service import upload_key
 from chalicelib.stream_events import image_ids_to_label
 from chalicelib.upload_events import sqs_event_for_upload, uploaded_image_ids
 
+logs.configure_logging()  # before Chalice(), which then keeps its JSON handler
 app = Chalice(app_name="imagelabeller")
+app.register_middleware(logs.tag_request, "all")
 app.api.binary_types.extend(
     media for media in api.IMAGE_MEDIA_TYPES if media not in app.api.binary_types
 )
@@ -43,6 +45,12 @@ def json_answers(event: Request, get_response: Any) -> Response:
 @app.route("/", methods=["GET"])
 def home_page() -> Response:
     return web.home_page()
+
+
+@app.route("/health", methods=["GET"])
+def health() -> dict[str, str]:
+    """Liveness only: answers without touching storage or the model."""
+    return {"status": "ok"}
 
 
 @app.route("/openapi.json", methods=["GET"])
@@ -154,6 +162,6 @@ def register_uploads(event: SQSEvent) -> None:
 
 
 if config.running_under_chalice_local():
-    dev_server.widen_listen_backlog()
+    dev_server.tune()
     if config.Settings.from_environ().local_stream:
         local_stream.start_once(lambda: local_stream_poller(label_new_images, STREAM_ARN))

@@ -461,3 +461,10 @@ def test_a_bad_callback_refuses_the_submit_and_stores_nothing(
         response = submit_json(client, {"url": url, "callback_url": callback})
     assert_error(response, 400, code)
     assert photos.requests == []  # refused before the image was fetched
+
+
+def test_health_answers_ok_without_touching_storage(client: Client, tmp_path: Path) -> None:
+    response = client.http.get("/health")
+    assert response.status_code == 200
+    assert body(response) == {"status": "ok"}
+    assert not (tmp_path / "data").exists()
