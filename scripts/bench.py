@@ -1,136 +1,124 @@
-"""Benchmarks that print figures (not timed tests): `make bench`.
+"""`make bench`: the figures behind docs/PERFORMANCE.md, printed and written there.
 
-- labeller: ms per image at batch 1 and 8, model only (preprocessed tensors) and end to
-  end (decode + preprocess + inference) on real photos;
-- local mode: submit-to-CLASSIFIED seconds for one image (median of 20), through the real
-  `chalice local` process;
-- peak resident memory of that server process after 50 images.
+For each model (EfficientNet-Lite0, the default, and Lite2):
+- the labeller: images/s on preprocessed tensors (the model-only bound) and from image
+  bytes (decode + preprocess + model), at batch 1, 8 and 32; ms/image on one thread;
+- the pipeline in local mode: N real photos of mixed sizes submitted to the real
+  `chalice local` by 8 clients, until every one is CLASSIFIED: images/s, and its ratio to
+  the model-only bound of the same run;
+- cold start: a new process importing the app and labelling its first image; peak memory.
+And for the API (labelling off): p50/p99 latency of GET /images/{id} and of an upload
+submit at 1, 8 and 32 clients, beside a trivial route of the same server.
+
+Each figure is the median over --runs runs. Writes docs/PERFORMANCE.md (between its
+bench marks), docs/performance.png, docs/performance.json, and the cost table of
+docs/COST.md (scripts/cost.py), unless --no-write.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import io
-import statistics
+import datetime
+import json
+import os
+import platform
+import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-
-import requests
-from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from chalicelib import imaging  # noqa: E402
-from chalicelib.adapters.onnx import CROP_FRACTION, INPUT_SIZE, OnnxLabeller  # noqa: E402
-from chalicelib.config import DEFAULT_MODEL_PATH, Limits  # noqa: E402
-from tests.support import PHOTO_FILES, jpeg_variant, photo_jpeg, photo_png  # noqa: E402
-from tests.system.chalice_local import ChaliceLocal  # noqa: E402
+from benchmarks import report  # noqa: E402
+from benchmarks.cold_start import cold_start  # noqa: E402
+from benchmarks.labeller import labeller_throughput  # noqa: E402
+from benchmarks.local_server import api_latency, pipeline_throughput  # noqa: E402
+from benchmarks.photos import small_jpeg  # noqa: E402
+from benchmarks.timing import median_of_runs  # noqa: E402
+from chalicelib.config import MODEL_NAMES, Settings  # noqa: E402
+
+DOCS = ROOT / "docs"
 
 
-def median_seconds(work: Callable[[], object], repeats: int) -> float:
-    work()  # warm up
-    times = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        times.append(time.perf_counter() - started)
-    return statistics.median(times)
+def machine() -> str:
+    cpu = "unknown CPU"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    return f"{os.cpu_count()} cores, {cpu}, Python {platform.python_version()}"
 
 
-def photos(count: int) -> list[bytes]:
-    pool = [photo_png(name) for name in PHOTO_FILES] + [photo_jpeg(name) for name in PHOTO_FILES]
-    return [pool[i % len(pool)] for i in range(count)]
-
-
-def labeller_figures(repeats: int) -> list[tuple[str, float]]:
-    labeller = OnnxLabeller(DEFAULT_MODEL_PATH, Limits().max_image_pixels)
-    rows = []
-    for batch in (1, 8):
-        images = photos(batch)
-        decoded = [imaging.decode_rgb(data, 10**8, 256) for data in images]
-        tensor = imaging.preprocess(decoded, INPUT_SIZE, CROP_FRACTION)
-        model_only = median_seconds(functools.partial(labeller.infer, tensor), repeats)
-        end_to_end = median_seconds(functools.partial(labeller.label, images, 5), repeats)
-        rows.append((f"model only, batch {batch} (ms/image)", 1000 * model_only / batch))
-        rows.append(
-            (f"decode+preprocess+model, batch {batch} (ms/image)", 1000 * end_to_end / batch)
-        )
-    return rows
-
-
-def submit_and_wait(base_url: str, data: bytes) -> float:
-    started = time.perf_counter()
-    response = requests.post(
-        f"{base_url}/images", data=data, headers={"Content-Type": "image/jpeg"}, timeout=30
+def measure(args: argparse.Namespace) -> report.Results:
+    results = report.Results(
+        machine=machine(),
+        runs=args.runs,
+        pipeline_images=args.images,
+        labeller_pool=args.pool,
+        models=list(args.models),
     )
-    response.raise_for_status()
-    image_id = response.json()["image_id"]
-    while True:
-        status = requests.get(f"{base_url}/images/{image_id}", timeout=30).json()["status"]
-        if status != "NOT_CLASSIFIED":
-            if status != "CLASSIFIED":
-                raise RuntimeError(f"image {image_id} ended {status}")
-            return time.perf_counter() - started
-        time.sleep(0.005)
+    variant = int(time.time())  # fresh bytes per run: nothing is answered from a cache
+    for model in args.models:
+        say(f"{model}: labeller")
+        results.labeller[model] = labeller_throughput(model, args.pool, args.repeats)
+        say(f"{model}: pipeline, {args.images} photos x {args.runs} runs")
+        pipeline_runs = [
+            pipeline_throughput(args.images, model, variant + 10_000 * n) for n in range(args.runs)
+        ]
+        results.pipeline[model] = median_of_runs(pipeline_runs)
+        say(f"{model}: cold start x {args.runs}")
+        photo = small_jpeg(-1)
+        results.cold_start[model] = median_of_runs(
+            [cold_start(photo, model) for _ in range(args.runs)]
+        )
+    say(f"API latency, {args.requests} requests per route and level x {args.runs} runs")
+    results.latency = median_of_runs(
+        [api_latency(args.requests, variant + 10_000 * n) for n in range(args.runs)]
+    )
+    return results
 
 
-def photo_jpeg_of(data: bytes) -> bytes:
-    """The photo as JPEG (variants are made by adding a JPEG comment)."""
-    if data[:2] == b"\xff\xd8":
-        return data
-    with Image.open(io.BytesIO(data)) as image:
-        buffer = io.BytesIO()
-        image.convert("RGB").save(buffer, "JPEG", quality=90)
-        return buffer.getvalue()
+def write_documents(results: report.Results, started: float) -> None:
+    figures = report.figures_json(results, Settings().stream_batch_size)
+    (DOCS / "performance.json").write_text(json.dumps(figures, indent=2) + "\n")
+    report.write_plot(results, DOCS / "performance.png")
+    today = datetime.date.today().isoformat()
+    generated = (
+        f"Measured {today} by `make bench` in {time.perf_counter() - started:.0f} s on "
+        f"{results.machine}; medians of {results.runs} runs.\n\n"
+        f"{report.markdown_tables(results)}\n\n![make bench](performance.png)"
+    )
+    report.replace_between_marks(DOCS / "PERFORMANCE.md", generated)
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "cost.py"), "--write-doc", str(DOCS / "COST.md")],
+        check=True,
+        cwd=ROOT,
+    )
 
 
-def peak_rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM in /proc status")
-
-
-def local_mode_figures(singles: int, total_images: int) -> list[tuple[str, float]]:
-    with tempfile.TemporaryDirectory() as folder:
-        server = ChaliceLocal(Path(folder) / "data", Path(folder) / "chalice.log").start()
-        try:
-            # New bytes every time: the same bytes twice would be answered from the first.
-            data = photo_jpeg("coffee")
-            submit_and_wait(server.base_url, jpeg_variant(data, 0))  # loads the model
-            latencies = [
-                submit_and_wait(server.base_url, jpeg_variant(data, n + 1)) for n in range(singles)
-            ]
-            for n, image in enumerate(photos(total_images - singles - 1)):
-                submit_and_wait(server.base_url, jpeg_variant(photo_jpeg_of(image), 1000 + n))
-            memory = peak_rss_mb(server.pid)
-        finally:
-            server.stop()
-    return [
-        (
-            f"submit to CLASSIFIED, one image, median of {singles} (ms)",
-            1000 * statistics.median(latencies),
-        ),
-        (f"submit to CLASSIFIED, one image, max of {singles} (ms)", 1000 * max(latencies)),
-        (f"local server peak RSS after {total_images} images (MB)", memory),
-    ]
+def say(message: str) -> None:
+    print(f"[bench] {message}", file=sys.stderr, flush=True)
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--singles", type=int, default=20)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=3, help="runs per figure (median)")
+    parser.add_argument("--images", type=int, default=200, help="photos in the pipeline run")
+    parser.add_argument("--pool", type=int, default=64, help="photos in the labeller runs")
+    parser.add_argument("--repeats", type=int, default=3, help="timed passes per batch size")
+    parser.add_argument("--requests", type=int, default=200, help="per route and level")
+    parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
+    parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
-    rows = labeller_figures(args.repeats) + local_mode_figures(args.singles, 50)
-    width = max(len(name) for name, _ in rows)
-    print(f"{'figure'.ljust(width)}  value")
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value:8.1f}")
+    started = time.perf_counter()
+    results = measure(args)
+    print(report.text_tables(results))
+    if not args.no_write:
+        write_documents(results, started)
+        say("wrote docs/PERFORMANCE.md, docs/performance.png, docs/performance.json, COST.md")
     return 0
 
 

@@ -1,0 +1,1 @@
+"""`make bench`: the figures behind docs/PERFORMANCE.md (see scripts/bench.py)."""
