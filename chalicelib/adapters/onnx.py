@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,7 @@ class OnnxLabeller:
         self._max_pixels = max_pixels
         self._threads = threads or os.cpu_count() or 1
         self._session: Any = None
+        self._decode_pool: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
     @property
@@ -92,21 +94,42 @@ class OnnxLabeller:
         return self._spec
 
     def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
-        outcomes: list[LabelOutcome | None] = [None] * len(images)
-        # Each image is cut down to the model's input as soon as it is decoded, so a batch
-        # never holds more than one full-size image in memory.
-        crops: list[tuple[int, np.ndarray]] = []
-        for index, data in enumerate(images):
-            try:
-                crops.append((index, self._model_pixels(data)))
-            except ImageLabellerError as exc:
-                outcomes[index] = LabelOutcome(error=f"the image could not be decoded: {exc}")
-        if crops:
-            probabilities = softmax(self.infer(imaging.normalise([crop for _, crop in crops])))
-            names = imagenet_class_names()
-            for (index, _), row in zip(crops, probabilities, strict=True):
-                outcomes[index] = LabelOutcome(labels=top_labels(row, names, top_k))
-        return [outcome for outcome in outcomes if outcome is not None]
+        pixels = self._all_model_pixels(images)
+        crops = [crop for crop in pixels if not isinstance(crop, LabelOutcome)]
+        rows = iter(softmax(self.infer(imaging.normalise(crops))) if crops else [])
+        names = imagenet_class_names()
+        return [
+            crop
+            if isinstance(crop, LabelOutcome)
+            else LabelOutcome(top_labels(next(rows), names, top_k))
+            for crop in pixels
+        ]
+
+    def _all_model_pixels(self, images: Sequence[bytes]) -> list[np.ndarray | LabelOutcome]:
+        """Each image's model input, or the outcome saying why it has none.
+
+        Decoding costs more than the model, and Pillow decodes and resizes without the GIL,
+        so the images are decoded on as many threads as the model runs on. Each is cut down
+        to the model's input as soon as it is decoded: no more than one full-size image per
+        thread is ever held in memory."""
+        if len(images) < 2 or self._threads < 2:
+            return [self._model_pixels_or_error(data) for data in images]
+        return list(self._decoders().map(self._model_pixels_or_error, images))
+
+    def _model_pixels_or_error(self, data: bytes) -> np.ndarray | LabelOutcome:
+        try:
+            return self._model_pixels(data)
+        except ImageLabellerError as exc:
+            return LabelOutcome(error=f"the image could not be decoded: {exc}")
+
+    def _decoders(self) -> ThreadPoolExecutor:
+        if self._decode_pool is None:
+            with self._lock:
+                if self._decode_pool is None:
+                    self._decode_pool = ThreadPoolExecutor(
+                        self._threads, thread_name_prefix="decode"
+                    )
+        return self._decode_pool
 
     def infer(self, tensor: np.ndarray) -> np.ndarray:
         """Raw logits for a preprocessed NCHW float32 batch."""
