@@ -131,6 +131,8 @@ def local_stream_poller(handler: StreamHandler, stream_arn: str) -> LocalStreamP
         handler,
         batch_size=built.settings.stream_batch_size,
         poll_seconds=built.settings.stream_poll_seconds,
+        # New images of this process wake the worker at once instead of at its next poll.
+        wait_for_changes=built.database.wait_for_commit if built.database else None,
     )
 
 

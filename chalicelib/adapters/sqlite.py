@@ -68,6 +68,7 @@ class SqliteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self._lock = threading.Lock()
+        self._committed = threading.Event()
         self._connection = sqlite3.connect(
             path, check_same_thread=False, isolation_level=None, timeout=30
         )
@@ -85,6 +86,13 @@ class SqliteDatabase:
                 self._connection.execute("ROLLBACK")
                 raise
             self._connection.execute("COMMIT")
+        self._committed.set()
+
+    def wait_for_commit(self, timeout: float) -> None:
+        """Return once a transaction of this process commits, or after `timeout` seconds
+        (another process's commits are seen only then)."""
+        self._committed.wait(timeout)
+        self._committed.clear()
 
     def query(self, sql: str, parameters: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

@@ -90,12 +90,16 @@ class LocalStreamPoller:
         handler: StreamHandler,
         batch_size: int,
         poll_seconds: float,
+        wait_for_changes: Callable[[float], object] | None = None,
     ) -> None:
+        """`wait_for_changes(timeout)` returns early when the source may have new records
+        (the SQLite database's commits); without it the poller sleeps `poll_seconds`."""
         self._source = source
         self._handler = handler
         self._batch_size = batch_size
         self._poll_seconds = poll_seconds
         self._stop = threading.Event()
+        self._wait_for_changes = wait_for_changes or self._stop.wait
         self._thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -132,8 +136,8 @@ class LocalStreamPoller:
                 )
                 self._stop.wait(delay)
                 continue
-            if delivered < self._batch_size:
-                self._stop.wait(self._poll_seconds)
+            if delivered < self._batch_size and not self._stop.is_set():
+                self._wait_for_changes(self._poll_seconds)
 
 
 _running: LocalStreamPoller | None = None

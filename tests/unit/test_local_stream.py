@@ -174,3 +174,24 @@ def test_a_finished_image_sent_back_to_pending_is_labelled_again() -> None:
         modify("NOT_CLASSIFIED", "CLASSIFIED"),  # a result written
     ]
     assert image_ids_to_label(records) == ["CLASSIFIED-NOT_CLASSIFIED", "FAILED-NOT_CLASSIFIED"]
+
+
+def test_a_commit_wakes_the_worker_before_its_poll_interval(
+    database: SqliteDatabase, sqlite_table: SqliteLabelTable
+) -> None:
+    handler = RecordingHandler()
+    source = SqliteStreamSource(SqliteChangeLog(database), ARN)
+    # A poll interval far longer than the test waits: only the wake-up can deliver in time.
+    worker = LocalStreamPoller(
+        source, handler, 10, poll_seconds=600, wait_for_changes=database.wait_for_commit
+    )
+    worker.start()
+    try:
+        poll(lambda: None, lambda _: False, 0.3)  # the worker is asleep by now
+        sqlite_table.insert(new_record())
+        delivered = poll(lambda: len(handler.events), lambda count: count >= 1, 30)
+    finally:
+        worker.stop(timeout=0)
+        sqlite_table.insert(new_record())  # wakes the worker, which then sees the stop
+        worker.stop()
+    assert delivered == 1
