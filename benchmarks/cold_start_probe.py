@@ -1,4 +1,5 @@
-"""One cold start, in a fresh process: import the app, then label one image.
+"""One cold start, in a fresh process: import the app, then label one image; then the
+peak memory once a stream batch of mixed photos has been labelled.
 
 Run by benchmarks/cold_start.py as `python -m benchmarks.cold_start_probe`; prints one JSON
 line. This is what a new Lambda container pays before its first answer: the import of
@@ -13,6 +14,19 @@ import os
 import sys
 import tempfile
 import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chalicelib.service import ImageService
+
+
+def _submitted_batch(service: ImageService) -> list[str]:
+    """A stream batch's worth of mixed photos, the largest 12-megapixel ones included."""
+    from benchmarks.photos import mixed_photos
+    from chalicelib.config import Settings
+
+    photos = mixed_photos(Settings.stream_batch_size, first=10**6)
+    return [service.submit_upload(photo.data).record.image_id for photo in photos]
 
 
 def main() -> int:
@@ -30,14 +44,19 @@ def main() -> int:
         labelled_from = time.perf_counter()
         report = service.label_images([image_id])
         labelled = time.perf_counter()
-    if report.classified != [image_id]:
-        raise SystemExit(f"the image was not classified: {report}")
-    from benchmarks.timing import peak_rss_mb
+        if report.classified != [image_id]:
+            raise SystemExit(f"the image was not classified: {report}")
+        from benchmarks.timing import peak_rss_mb
 
+        first_peak = peak_rss_mb()
+        batch = _submitted_batch(service)
+        if len(service.label_images(batch).classified) != len(batch):
+            raise SystemExit("a batch image was not classified")
     figures = {
         "import_s": imported - started,
         "first_label_s": labelled - labelled_from,
-        "peak_rss_mb": peak_rss_mb(),
+        "peak_rss_mb": first_peak,
+        "batch_peak_rss_mb": peak_rss_mb(),
     }
     print(json.dumps(figures))
     return 0

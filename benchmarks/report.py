@@ -86,6 +86,10 @@ def model_rows(results: Results) -> list[tuple[str, list[float], str]]:
     )
     add("cold start: total (s)", [results.cold_start[m]["total_s"] for m in models], ".2f")
     add("cold start: peak RSS (MB)", [results.cold_start[m]["peak_rss_mb"] for m in models])
+    add(
+        "labelling process peak RSS after a batch of 16 mixed photos (MB)",
+        [results.cold_start[m]["batch_peak_rss_mb"] for m in models],
+    )
     return rows
 
 

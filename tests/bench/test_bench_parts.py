@@ -67,6 +67,7 @@ def sample_results() -> report.Results:
             "first_label_s": 0.3,
             "total_s": 0.7,
             "peak_rss_mb": 150.0,
+            "batch_peak_rss_mb": 250.0,
         }
     for clients in CLIENT_COUNTS:
         for route, p50 in (("trivial", 1.0), ("get", 2.0), ("upload", 4.0)):
