@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 DEFAULT_RESULTS = ROOT / "docs" / "performance.json"
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"
-DEFAULT_STAGE = "prod-us-west-2"
+DEFAULT_STAGE = "prod-ca-central-1"
 FALLBACK_LABEL_MEMORY_MB = 2048
 FALLBACK_API_MEMORY_MB = 1024
 MARKER_START = "<!-- cost-table:start -->"
@@ -466,7 +466,6 @@ def requests_per_image(workload: Workload, batch_size: int, sizes: ItemSizes) ->
     read = (
         EVENTUAL_READ_UNITS  # the Sha256Index Query of deduplication
         + strong_read_units(sizes.new_record)  # the labeller reads the pending record
-        + strong_read_units(sizes.classified_record)  # and reads it again for its webhook
         + reads * strong_read_units(sizes.classified_record)  # GET /images/{id}
     )
     log_bytes = (

@@ -93,7 +93,7 @@ def test_without_result_reads_only_the_submit_goes_through_api_gateway() -> None
     counts = cost.requests_per_image(workload, batch_size=16, sizes=SIZES)
     assert counts.api_gateway == 1
     assert counts.lambda_invocations == pytest.approx(1 + 2 / 16)
-    assert counts.dynamodb_read_units == pytest.approx(2.5)
+    assert counts.dynamodb_read_units == pytest.approx(1.5)
 
 
 def test_dynamodb_item_sizes_follow_dynamodbs_rules() -> None:
@@ -130,7 +130,7 @@ def test_the_onnx_total_adds_up_by_hand() -> None:
         + 0.005  # 1,000 PUTs
         + 0.0004  # 1,000 GETs
         + 24_000 * 0.625 / 1e6  # write units
-        + 3_500 * 0.125 / 1e6  # read units
+        + 2_500 * 0.125 / 1e6  # read units
         + 1000 * log_bytes / 1024**3 * 0.50  # log ingestion
     )
     onnx_total = row_named(rows, cost.ONNX, "total")
@@ -238,7 +238,7 @@ def test_the_markdown_table_has_every_row(
         "API Gateway REST: 2 requests per image",
         "S3: 1 PUT + 1 GET per image",
         "DynamoDB writes: 24 write units per image",
-        "DynamoDB reads: 3.5 read units per image",
+        "DynamoDB reads: 2.5 read units per image",
         "endpoint at 100,000 images/month",
         "endpoint at full utilisation",
         "**total**",
