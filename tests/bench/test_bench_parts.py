@@ -80,6 +80,7 @@ def test_pipeline_ratio_is_against_the_best_model_only_batch() -> None:
     results = sample_results()
     assert results.model_bound("m0") == pytest.approx(200 * 1.32)
     assert results.pipeline_ratio("m0") == pytest.approx(0.66 / 1.32)
+    assert results.labeller_ratio("m0") == pytest.approx(0.66 / 0.5)
 
 
 def test_markdown_tables_hold_every_figure_and_the_ratios() -> None:
@@ -97,6 +98,8 @@ def test_figures_json_has_what_the_cost_script_reads() -> None:
     assert figures["label_batch_size"] == 16
     assert figures["cold_start_s"] == pytest.approx(0.7)
     assert figures["submit_ms_p50"] == pytest.approx(4.0)
+    assert figures["peak_rss_mb"] == pytest.approx(250.0)
+    assert figures["pipeline_ratio"]["m0"] == round(0.66 / 1.32, 3)
 
 
 def test_plot_is_written_as_png(tmp_path: Path) -> None:
