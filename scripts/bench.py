@@ -109,7 +109,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--images", type=int, default=200, help="photos in the pipeline run")
     parser.add_argument("--pool", type=int, default=64, help="photos in the labeller runs")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per batch size")
-    parser.add_argument("--requests", type=int, default=200, help="per route and level")
+    parser.add_argument(
+        "--requests", type=int, default=200, help="per route and level (at least 20 per client)"
+    )
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
