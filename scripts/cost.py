@@ -542,7 +542,7 @@ def onnx_labelling_costs(prices: Prices, measured: Measured, workload: Workload)
     io_ms = workload.label_io_ms_per_image
     return [
         (
-            f"Lambda, labelling: {measured.labeller_ms_per_image_one_thread:g} ms/image on "
+            f"Lambda, labelling: {measured.labeller_ms_per_image_one_thread:.3g} ms/image on "
             f"1 vCPU, {label_ms:.1f} ms at {memory:,} MB (measured)",
             lambda_per_1000(prices, workload, memory, label_ms),
         ),
@@ -551,7 +551,7 @@ def onnx_labelling_costs(prices: Prices, measured: Measured, workload: Workload)
             lambda_per_1000(prices, workload, memory, io_ms),
         ),
         (
-            f"Lambda, cold starts: {measured.cold_start_s:g} s per "
+            f"Lambda, cold starts: {measured.cold_start_s:.3g} s per "
             f"{workload.images_per_cold_start:,} images",
             lambda_per_1000(prices, workload, memory, cold_ms),
         ),
@@ -569,7 +569,7 @@ def pipeline_costs(
     logs = counts.log_bytes / GIB * prices.cloudwatch_logs_ingestion.dollars
     return [
         (
-            f"Lambda, submit: {measured.submit_ms_p50:g} ms measured locally, "
+            f"Lambda, submit: {measured.submit_ms_p50:.3g} ms measured locally, "
             f"{submit_ms - workload.submit_io_ms:.0f} ms at {api_mb:,} MB, + "
             f"{workload.submit_io_ms:g} ms on S3 and DynamoDB (assumed)",
             lambda_per_1000(prices, workload, api_mb, submit_ms),
@@ -696,12 +696,12 @@ def notes(prices: Prices, measured: Measured, workload: Workload) -> list[str]:
     )
     if measured.peak_rss_mb > workload.label_memory_mb:
         lines.append(
-            f"WARNING: the labeller's peak memory ({measured.peak_rss_mb:g} MB) is over the "
+            f"WARNING: the labeller's peak memory ({measured.peak_rss_mb:.3g} MB) is over the "
             f"labelling function's {workload.label_memory_mb:,} MB."
         )
     else:
         lines.append(
-            f"The labeller's peak memory ({measured.peak_rss_mb:g} MB) fits in the labelling "
+            f"The labeller's peak memory ({measured.peak_rss_mb:.3g} MB) fits in the labelling "
             f"function's {workload.label_memory_mb:,} MB."
         )
     if workload.images_per_month > 1_000_000:
@@ -735,10 +735,10 @@ def ratio_text(ratio: float | None) -> str:
 
 def inputs_line(results: str, prices: Prices, measured: Measured, workload: Workload) -> str:
     return (
-        f"Inputs: {results} ({measured.model}: {measured.labeller_ms_per_image_one_thread:g} ms "
+        f"Inputs: {results} ({measured.model}: {measured.labeller_ms_per_image_one_thread:.3g} ms "
         f"per image on one thread, stream batch {measured.label_batch_size}, cold start "
-        f"{measured.cold_start_s:g} s, peak RSS {measured.peak_rss_mb:g} MB, submit "
-        f"{measured.submit_ms_p50:g} ms); {prices.region} list prices; labelling function "
+        f"{measured.cold_start_s:.3g} s, peak RSS {measured.peak_rss_mb:.3g} MB, submit "
+        f"{measured.submit_ms_p50:.3g} ms); {prices.region} list prices; labelling function "
         f"{workload.label_memory_mb:,} MB and API function {workload.api_memory_mb:,} MB, "
         f"{workload.architecture}; {workload.images_per_month:,} images a month; one cold start "
         f"per {workload.images_per_cold_start:,} images; {workload.reads_per_image} result "
