@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from benchmarks.labeller import BATCH_SIZES
 from benchmarks.local_server import CLIENT_COUNTS
+from benchmarks.markers import MissingMarkersError, replace_between
 
 ROUTES = {
     "trivial": "GET /health (trivial)",
@@ -224,12 +224,11 @@ def write_plot(results: Results, path: Path) -> None:
 
 def replace_between_marks(document: Path, generated: str) -> None:
     """Put `generated` between the bench marks of `document`, keeping the prose around."""
-    text = document.read_text()
-    pattern = re.compile(re.escape(START_MARK) + r".*?" + re.escape(END_MARK), re.DOTALL)
-    if not pattern.search(text):
-        raise RuntimeError(f"{document} has no {START_MARK} … {END_MARK} section")
-    replacement = f"{START_MARK}\n{generated.strip()}\n{END_MARK}"
-    document.write_text(pattern.sub(lambda _: replacement, text, count=1))
+    try:
+        text = replace_between(document.read_text(), generated, START_MARK, END_MARK)
+    except MissingMarkersError:
+        raise RuntimeError(f"{document} has no {START_MARK} … {END_MARK} section") from None
+    document.write_text(text)
 
 
 def _aligned(rows: list[list[str]]) -> str:

@@ -1,4 +1,5 @@
-"""scripts/cost.py: the arithmetic of docs/COST.md, pinned with examples worked by hand."""
+"""The cost model (costs/) and its command (scripts/cost.py): the arithmetic of docs/COST.md,
+pinned with examples worked by hand."""
 
 from __future__ import annotations
 
@@ -13,7 +14,39 @@ sys.path.append(str(ROOT / "scripts"))
 
 import cost  # noqa: E402
 
-PRICES = cost.US_WEST_2
+from costs.inputs import (  # noqa: E402
+    REQUIRED_KEYS,
+    CostInputError,
+    Measured,
+    Workload,
+    measured_from,
+    stage_memory,
+)
+from costs.model import (  # noqa: E402
+    ONNX,
+    REKOGNITION,
+    SAGEMAKER,
+    Row,
+    cost_rows,
+    gb_seconds,
+    lambda_per_1000,
+    notes,
+    one_thread_ms,
+    sagemaker_full_utilisation_per_image,
+    sagemaker_instances_needed,
+    sagemaker_month,
+    sagemaker_utilisation,
+)
+from costs.prices import REMEMBERED, US_WEST_2  # noqa: E402
+from costs.render import money, render_price_table  # noqa: E402
+from costs.requests import (  # noqa: E402
+    ItemSizes,
+    dynamodb_item_bytes,
+    representative_item_sizes,
+    requests_per_image,
+)
+
+PRICES = US_WEST_2
 X86 = 0.0000166667  # dollars per GB-second
 SAMPLE = {
     "labeller_ms_per_image_one_thread": 12,
@@ -24,10 +57,10 @@ SAMPLE = {
     "model": "efficientnet-lite0",
 }
 # Item sizes as the representative record has them: every item fits in one write unit.
-SIZES = cost.ItemSizes(
+SIZES = ItemSizes(
     new_record=402, classified_record=780, sha256_index_entry=108, label_index_entry=145
 )
-WORKLOAD = cost.Workload(label_memory_mb=2048, api_memory_mb=1024, images_per_month=100_000)
+WORKLOAD = Workload(label_memory_mb=2048, api_memory_mb=1024, images_per_month=100_000)
 
 
 @pytest.fixture
@@ -37,40 +70,38 @@ def results_file(tmp_path: Path) -> Path:
     return path
 
 
-def sample_measured() -> cost.Measured:
-    return cost.measured_from(SAMPLE, "sample")
+def sample_measured() -> Measured:
+    return measured_from(SAMPLE, "sample")
 
 
-def row_named(rows: list[cost.Row], option: str, item_start: str) -> cost.Row:
+def row_named(rows: list[Row], option: str, item_start: str) -> Row:
     matches = [row for row in rows if row.option == option and row.item.startswith(item_start)]
     assert len(matches) == 1, [row.item for row in rows]
     return matches[0]
 
 
 def test_a_thousand_images_of_100_ms_at_2_gb_are_200_gb_seconds() -> None:
-    assert 1000 * cost.gb_seconds(2048, 100) == pytest.approx(200)
+    assert 1000 * gb_seconds(2048, 100) == pytest.approx(200)
     assert PRICES.lambda_gb_second_x86.dollars == X86
-    assert cost.lambda_per_1000(PRICES, WORKLOAD, 2048, 100) == pytest.approx(200 * X86)
-    assert cost.lambda_per_1000(PRICES, WORKLOAD, 2048, 100) == pytest.approx(0.00333334)
+    assert lambda_per_1000(PRICES, WORKLOAD, 2048, 100) == pytest.approx(200 * X86)
+    assert lambda_per_1000(PRICES, WORKLOAD, 2048, 100) == pytest.approx(0.00333334)
 
 
 def test_arm64_is_priced_per_gb_second_at_its_own_rate() -> None:
-    arm = cost.Workload(architecture="arm64")
-    assert cost.lambda_per_1000(PRICES, arm, 2048, 100) == pytest.approx(200 * 0.0000133334)
+    arm = Workload(architecture="arm64")
+    assert lambda_per_1000(PRICES, arm, 2048, 100) == pytest.approx(200 * 0.0000133334)
 
 
 def test_one_thread_work_slows_below_1769_mb_and_gains_nothing_above() -> None:
-    assert cost.one_thread_ms(12, 1769) == pytest.approx(12)
-    assert cost.one_thread_ms(12, 1769 / 2) == pytest.approx(24)
-    assert cost.one_thread_ms(12, 4096) == pytest.approx(12)
+    assert one_thread_ms(12, 1769) == pytest.approx(12)
+    assert one_thread_ms(12, 1769 / 2) == pytest.approx(24)
+    assert one_thread_ms(12, 4096) == pytest.approx(12)
     # Below one vCPU the GB-seconds of the work stay the same: half the memory, twice the time.
-    assert cost.gb_seconds(1769 / 2, cost.one_thread_ms(12, 1769 / 2)) == pytest.approx(
-        cost.gb_seconds(1769, 12)
-    )
+    assert gb_seconds(1769 / 2, one_thread_ms(12, 1769 / 2)) == pytest.approx(gb_seconds(1769, 12))
 
 
 def test_requests_per_image_are_the_ones_the_code_makes() -> None:
-    counts = cost.requests_per_image(WORKLOAD, batch_size=16, sizes=SIZES)
+    counts = requests_per_image(WORKLOAD, batch_size=16, sizes=SIZES)
     # POST /images and one GET /images/{id}; the labeller gets 2 stream records per image,
     # 16 to an invocation.
     assert counts.api_gateway == 2
@@ -83,41 +114,41 @@ def test_requests_per_image_are_the_ones_the_code_makes() -> None:
 
 
 def test_a_record_over_1_kb_takes_two_write_units_twice_in_the_transaction() -> None:
-    bigger = cost.ItemSizes(402, 1500, 108, 145)
-    counts = cost.requests_per_image(WORKLOAD, batch_size=16, sizes=bigger)
+    bigger = ItemSizes(402, 1500, 108, 145)
+    counts = requests_per_image(WORKLOAD, batch_size=16, sizes=bigger)
     assert counts.dynamodb_write_units == 1 + 1 + 2 * 2 + 20
 
 
 def test_without_result_reads_only_the_submit_goes_through_api_gateway() -> None:
-    workload = cost.Workload(reads_per_image=0)
-    counts = cost.requests_per_image(workload, batch_size=16, sizes=SIZES)
+    workload = Workload(reads_per_image=0)
+    counts = requests_per_image(workload, batch_size=16, sizes=SIZES)
     assert counts.api_gateway == 1
     assert counts.lambda_invocations == pytest.approx(1 + 2 / 16)
     assert counts.dynamodb_read_units == pytest.approx(1.5)
 
 
 def test_dynamodb_item_sizes_follow_dynamodbs_rules() -> None:
-    assert cost.dynamodb_item_bytes({"Id": "abc"}) == 2 + 3
+    assert dynamodb_item_bytes({"Id": "abc"}) == 2 + 3
     # Numbers: 1 byte per two significant digits, plus 1.
-    assert cost.dynamodb_item_bytes({"n": 123}) == 1 + 3
-    assert cost.dynamodb_item_bytes({"n": 0.951062}) == 1 + 4
-    assert cost.dynamodb_item_bytes({"n": 1000}) == 1 + 2
+    assert dynamodb_item_bytes({"n": 123}) == 1 + 3
+    assert dynamodb_item_bytes({"n": 0.951062}) == 1 + 4
+    assert dynamodb_item_bytes({"n": 1000}) == 1 + 2
     # Maps and lists: 3 bytes, plus 1 per element, plus names and values.
-    assert cost.dynamodb_item_bytes({"m": {"a": "xy"}}) == 1 + 3 + (1 + 2 + 1)
-    assert cost.dynamodb_item_bytes({"l": ["ab", 1]}) == 1 + 3 + (2 + 1) + (2 + 1)
+    assert dynamodb_item_bytes({"m": {"a": "xy"}}) == 1 + 3 + (1 + 2 + 1)
+    assert dynamodb_item_bytes({"l": ["ab", 1]}) == 1 + 3 + (2 + 1) + (2 + 1)
 
 
 def test_every_item_the_code_writes_for_an_image_fits_in_one_write_unit() -> None:
-    sizes = cost.representative_item_sizes()
+    sizes = representative_item_sizes()
     assert sizes.new_record < sizes.classified_record <= 1024
     assert sizes.sha256_index_entry <= 1024
     assert sizes.label_index_entry <= 1024
-    counts = cost.requests_per_image(WORKLOAD, 16, sizes)
+    counts = requests_per_image(WORKLOAD, 16, sizes)
     assert counts.dynamodb_write_units == 24  # what docs/COST.md counts
 
 
 def test_the_onnx_total_adds_up_by_hand() -> None:
-    rows = cost.cost_rows(PRICES, sample_measured(), WORKLOAD, SIZES)
+    rows = cost_rows(PRICES, sample_measured(), WORKLOAD, SIZES)
     log_bytes = 450 + 220 + 380 + 14 + (300 + 300) / 8 + 400 * (1 + 2 / 16 + 1)
     by_hand = (
         1000 * 2.0 * 0.012 * X86  # labelling: 12 ms at 2 GB (no faster above 1,769 MB)
@@ -133,7 +164,7 @@ def test_the_onnx_total_adds_up_by_hand() -> None:
         + 2_500 * 0.125 / 1e6  # read units
         + 1000 * log_bytes / 1024**3 * 0.50  # log ingestion
     )
-    onnx_total = row_named(rows, cost.ONNX, "total")
+    onnx_total = row_named(rows, ONNX, "total")
     assert onnx_total.total
     assert onnx_total.per_1000 == pytest.approx(by_hand)
     assert onnx_total.per_month == pytest.approx(by_hand * 100)
@@ -141,54 +172,54 @@ def test_the_onnx_total_adds_up_by_hand() -> None:
 
 
 def test_the_endpoint_costs_its_hours_whatever_it_labels() -> None:
-    assert cost.sagemaker_month(PRICES, 1) == pytest.approx(0.115 * 730)
+    assert sagemaker_month(PRICES, 1) == pytest.approx(0.115 * 730)
     # At full utilisation an image takes 150 ms of a $0.115 hour.
-    full = cost.sagemaker_full_utilisation_per_image(PRICES, WORKLOAD)
+    full = sagemaker_full_utilisation_per_image(PRICES, WORKLOAD)
     assert 1000 * full == pytest.approx(0.115 * 150 / 3600)
-    rows = cost.cost_rows(PRICES, sample_measured(), WORKLOAD, SIZES)
-    at_volume = row_named(rows, cost.SAGEMAKER, "endpoint at 100,000")
+    rows = cost_rows(PRICES, sample_measured(), WORKLOAD, SIZES)
+    at_volume = row_named(rows, SAGEMAKER, "endpoint at 100,000")
     assert at_volume.per_1000 == pytest.approx(83.95 / 100)
     assert at_volume.per_month == pytest.approx(83.95)
 
 
 def test_a_month_too_busy_for_one_instance_needs_more() -> None:
-    busy = cost.Workload(images_per_month=50_000_000)  # 7.5 million endpoint-seconds
-    assert cost.sagemaker_instances_needed(busy) == 3
-    assert cost.sagemaker_utilisation(busy) == pytest.approx(7.5e6 / (3 * 730 * 3600))
+    busy = Workload(images_per_month=50_000_000)  # 7.5 million endpoint-seconds
+    assert sagemaker_instances_needed(busy) == 3
+    assert sagemaker_utilisation(busy) == pytest.approx(7.5e6 / (3 * 730 * 3600))
 
 
 def test_each_total_is_compared_with_rekognitions_price() -> None:
-    rows = cost.cost_rows(PRICES, sample_measured(), WORKLOAD, SIZES)
-    rekognition = row_named(rows, cost.REKOGNITION, "$1.00")
+    rows = cost_rows(PRICES, sample_measured(), WORKLOAD, SIZES)
+    rekognition = row_named(rows, REKOGNITION, "$1.00")
     assert rekognition.per_1000 == pytest.approx(1.00)
     assert rekognition.ratio == 1.0
     totals = [row for row in rows if row.total]
     assert len(totals) == 4
     for row in totals:
         assert row.ratio == pytest.approx((row.per_1000 or 0) / 1.00)
-    onnx_items = [row for row in rows if row.option == cost.ONNX and not row.total]
+    onnx_items = [row for row in rows if row.option == ONNX and not row.total]
     summed = sum(row.per_1000 or 0 for row in onnx_items if not row.item.startswith("storage"))
-    assert row_named(rows, cost.ONNX, "total").per_1000 == pytest.approx(summed)
+    assert row_named(rows, ONNX, "total").per_1000 == pytest.approx(summed)
 
 
 def test_the_endpoint_alone_breaks_even_with_rekognition_at_83950_images() -> None:
-    lines = cost.notes(PRICES, sample_measured(), WORKLOAD)
+    lines = notes(PRICES, sample_measured(), WORKLOAD)
     assert any("83,950 images a month" in line for line in lines)
 
 
 def test_a_labeller_bigger_than_its_function_is_flagged() -> None:
-    measured = cost.measured_from({**SAMPLE, "peak_rss_mb": 3000}, "sample")
-    assert any(line.startswith("WARNING") for line in cost.notes(PRICES, measured, WORKLOAD))
+    measured = measured_from({**SAMPLE, "peak_rss_mb": 3000}, "sample")
+    assert any(line.startswith("WARNING") for line in notes(PRICES, measured, WORKLOAD))
     assert not any(
-        line.startswith("WARNING") for line in cost.notes(PRICES, sample_measured(), WORKLOAD)
+        line.startswith("WARNING") for line in notes(PRICES, sample_measured(), WORKLOAD)
     )
 
 
-@pytest.mark.parametrize("missing", sorted(cost.REQUIRED_KEYS))
+@pytest.mark.parametrize("missing", sorted(REQUIRED_KEYS))
 def test_a_missing_key_is_named_in_a_clear_error(missing: str) -> None:
     partial = {key: value for key, value in SAMPLE.items() if key != missing}
-    with pytest.raises(cost.CostInputError, match=f"'{missing}'.*make bench"):
-        cost.measured_from(partial, "docs/performance.json")
+    with pytest.raises(CostInputError, match=f"'{missing}'.*make bench"):
+        measured_from(partial, "docs/performance.json")
 
 
 @pytest.mark.parametrize(
@@ -203,8 +234,8 @@ def test_a_missing_key_is_named_in_a_clear_error(missing: str) -> None:
     ],
 )
 def test_a_value_of_the_wrong_kind_is_refused(key: str, value: object) -> None:
-    with pytest.raises(cost.CostInputError, match=key):
-        cost.measured_from({**SAMPLE, key: value}, "docs/performance.json")
+    with pytest.raises(CostInputError, match=key):
+        measured_from({**SAMPLE, key: value}, "docs/performance.json")
 
 
 def test_the_command_exits_2_naming_the_missing_key(
@@ -229,7 +260,7 @@ def test_the_markdown_table_has_every_row(
     assert cost.main(["--results", str(results_file), "--markdown"]) == 0
     table = capsys.readouterr().out
     assert "| option | item | $ per 1,000 images | $ a month | vs Rekognition |" in table
-    for option in (cost.ONNX, cost.SAGEMAKER, cost.REKOGNITION):
+    for option in (ONNX, SAGEMAKER, REKOGNITION):
         assert f"| {option} |" in table
     for item in (
         "Lambda, labelling: 12 ms/image",
@@ -264,9 +295,9 @@ def test_the_memory_defaults_to_the_stages_labelling_function(tmp_path: Path) ->
             }
         )
     )
-    assert cost.stage_memory(config, "prod-us-west-2") == (3008, 1536)
-    assert cost.stage_memory(config, "no-such-stage") == (2048, 1024)
-    assert cost.stage_memory(tmp_path / "absent.json", "prod-us-west-2") == (2048, 1024)
+    assert stage_memory(config, "prod-us-west-2") == (3008, 1536)
+    assert stage_memory(config, "no-such-stage") == (2048, 1024)
+    assert stage_memory(tmp_path / "absent.json", "prod-us-west-2") == (2048, 1024)
 
 
 def test_the_memory_option_overrides_the_stage(
@@ -289,7 +320,7 @@ def test_write_doc_replaces_only_the_text_between_the_markers(
     assert written.endswith(f"\n{cost.MARKER_END}\n\nafter\n")
     assert "old table" not in written
     inside = written.split(cost.MARKER_START)[1].split(cost.MARKER_END)[0]
-    assert f"| {cost.ONNX} |" in inside
+    assert f"| {ONNX} |" in inside
     assert cost.main(["--results", str(results_file), "--write-doc", str(doc)]) == 0
     assert doc.read_text() == written
 
@@ -304,6 +335,17 @@ def test_write_doc_without_markers_fails_and_leaves_the_doc_alone(
     assert doc.read_text() == "# Cost\n"
 
 
+def test_write_doc_with_the_end_marker_first_fails_and_leaves_the_doc_alone(
+    results_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    doc = tmp_path / "COST.md"
+    reversed_markers = f"{cost.MARKER_END}\nold table\n{cost.MARKER_START}\n"
+    doc.write_text(reversed_markers)
+    assert cost.main(["--results", str(results_file), "--write-doc", str(doc)]) == 2
+    assert "in that order" in capsys.readouterr().err
+    assert doc.read_text() == reversed_markers
+
+
 def test_prices_are_held_per_unit_as_the_price_lists_quote_them() -> None:
     assert PRICES.region == "us-west-2"
     assert PRICES.lambda_request.dollars * 1e6 == pytest.approx(0.20)
@@ -315,18 +357,18 @@ def test_prices_are_held_per_unit_as_the_price_lists_quote_them() -> None:
     assert PRICES.sagemaker_ml_m5_large_hour.dollars == pytest.approx(0.115)
     assert PRICES.rekognition_detect_labels.dollars * 1000 == pytest.approx(1.00)
     for name, price in PRICES.listed():
-        assert price.source.startswith("https://") or price.source == cost.REMEMBERED, name
+        assert price.source.startswith("https://") or price.source == REMEMBERED, name
 
 
 def test_the_doc_shows_the_prices_the_script_uses_and_the_table_markers() -> None:
     doc = (ROOT / "docs" / "COST.md").read_text()
-    assert cost.render_price_table(PRICES) in doc
+    assert render_price_table(PRICES) in doc
     assert doc.index(cost.MARKER_START) < doc.index(cost.MARKER_END)
 
 
 def test_money_keeps_three_significant_figures() -> None:
-    assert cost.money(0.0004) == "$0.000400"
-    assert cost.money(0.0331) == "$0.0331"
-    assert cost.money(83.95) == "$83.95"
-    assert cost.money(1653.529) == "$1,653.53"
-    assert cost.money(None) == "—"
+    assert money(0.0004) == "$0.000400"
+    assert money(0.0331) == "$0.0331"
+    assert money(83.95) == "$83.95"
+    assert money(1653.529) == "$1,653.53"
+    assert money(None) == "—"

@@ -1,0 +1,1 @@
+"""The cost model behind docs/COST.md: prices, inputs, request counts, rows and tables."""
