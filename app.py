@@ -39,7 +39,7 @@ def current_request() -> Request:
 
 @app.middleware("http")
 def json_answers(event: Request, get_response: Any) -> Response:
-    return api.finish_response(get_response(event))
+    return api.finish_response(get_response(event), event)
 
 
 @app.route("/", methods=["GET"])

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalice.app import Response
+from chalice.app import Request, Response
 
 from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
 from chalicelib.models import LabelHit, UploadTicket
@@ -85,9 +85,13 @@ def answers_errors_as_json[View: Callable[..., Any]](view: View) -> View:
     return wrapper  # type: ignore[return-value]
 
 
-def finish_response(response: Response) -> Response:
-    """Every answer leaves here: JSON bodies say so in Content-Type, and the errors Chalice
-    answers by itself (405, 500, ...) get our error shape."""
+def finish_response(response: Response, request: Request | None = None) -> Response:
+    """Every answer leaves here: JSON bodies say so in Content-Type, the errors Chalice
+    answers by itself (405, 500, ...) get our error shape, and a Location path gets the
+    prefix the caller reached the API under."""
+    location = response.headers.get("Location")
+    if request is not None and isinstance(location, str) and location.startswith("/"):
+        response.headers["Location"] = public_prefix(request) + location
     body = response.body
     if response.status_code >= 400 and isinstance(body, dict) and set(body) == {"Code", "Message"}:
         code = CHALICE_CODES.get(str(body["Code"]), "invalid_request")
@@ -97,6 +101,17 @@ def finish_response(response: Response) -> Response:
     ):
         response.headers["Content-Type"] = "application/json"
     return response
+
+
+def public_prefix(request: Request) -> str:
+    """What precedes the route in the URL the caller used: API Gateway's stage (`/api`), or
+    a custom domain's base path; nothing under `chalice local`. API Gateway's proxy event
+    gives the path with that prefix in the request context, and without it at the top."""
+    full = str((request.context or {}).get("path") or "")
+    route = str(request.to_original_event().get("path") or "")
+    if route and full.endswith(route):
+        return full[: len(full) - len(route)].rstrip("/")
+    return ""
 
 
 def media_type_of(headers: Any) -> str:

@@ -1,0 +1,46 @@
+"""chalicelib/api.py: how every answer is finished."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from chalice.app import Request, Response
+
+from chalicelib import api
+
+
+def proxy_request(path: str, context_path: str) -> Request:
+    """A REST API proxy event as API Gateway (or chalice local) hands it to Lambda."""
+    event: dict[str, Any] = {
+        "path": path,
+        "headers": {},
+        "multiValueQueryStringParameters": None,
+        "pathParameters": None,
+        "stageVariables": None,
+        "body": None,
+        "requestContext": {"resourcePath": "/images", "httpMethod": "POST", "path": context_path},
+    }
+    return Request(event)
+
+
+@pytest.mark.parametrize(
+    ("path", "context_path", "location"),
+    [
+        ("/images", "/api/images", "/api/images/abc"),  # API Gateway's own URL, stage api
+        ("/images", "/labeller/v1/images", "/labeller/v1/images/abc"),  # a custom domain
+        ("/images", "/images", "/images/abc"),  # chalice local
+    ],
+)
+def test_location_carries_the_prefix_the_caller_used(
+    path: str, context_path: str, location: str
+) -> None:
+    response = Response(body={}, status_code=202, headers={"Location": "/images/abc"})
+    finished = api.finish_response(response, proxy_request(path, context_path))
+    assert finished.headers["Location"] == location
+
+
+def test_absolute_locations_are_left_alone() -> None:
+    response = Response(body={}, status_code=201, headers={"Location": "https://x.example/a"})
+    finished = api.finish_response(response, proxy_request("/images", "/api/images"))
+    assert finished.headers["Location"] == "https://x.example/a"
