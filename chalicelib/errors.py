@@ -67,3 +67,15 @@ class StoredImageMissing(Exception):
 
 class DuplicateImageId(Exception):
     """A record with this id exists already (ids are random: this is a bug, not input)."""
+
+
+class DuplicateImage(Exception):
+    """A record of these exact bytes exists already: another submit of them won the race.
+
+    Carries the digest and the id of that first record, read from the same write that
+    refused this one (so it is there even when a search index has not caught up)."""
+
+    def __init__(self, sha256: str, image_id: str) -> None:
+        super().__init__(f"the image with sha256 {sha256} is stored already as {image_id}")
+        self.sha256 = sha256
+        self.image_id = image_id

@@ -41,8 +41,14 @@ class ImageStore(Protocol):
 class LabelTable(Protocol):
     """Image records by id (DynamoDB `ImageLabels` | SQLite)."""
 
-    def insert(self, record: ImageRecord) -> None:
-        """Add a new record; this is what puts it on the stream."""
+    def insert(self, record: ImageRecord, *, unique_bytes: bool = True) -> None:
+        """Add a new record; this is what puts it on the stream.
+
+        With `unique_bytes`, the record also claims its bytes (`record.image.sha256`) in
+        the same write: if another claiming record has them, nothing is written and
+        DuplicateImage names that record. The claim ends when its record is deleted.
+        Direct uploads insert without it (their id is given out before the bytes exist).
+        Raises DuplicateImageId if the id is taken."""
         ...
 
     def get(self, image_id: str) -> ImageRecord | None: ...

@@ -18,6 +18,7 @@ from chalicelib import imaging
 from chalicelib.config import Limits
 from chalicelib.errors import (
     Conflict,
+    DuplicateImage,
     ImageLabellerError,
     ImageNotFound,
     ImageTooLarge,
@@ -46,6 +47,8 @@ MAX_URL_LENGTH = 2048
 MAX_BATCH_URLS = 10
 # How long an upload URL stays valid.
 UPLOAD_SECONDS = 900
+# Tries of a submit whose bytes' first record is deleted while the submit looks for it.
+ACCEPT_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -281,10 +284,10 @@ class ImageService:
         except StoredImageMissing:
             return None
         try:
-            record = self._store_new(data, source_url=None, image_id=image_id)
+            record = self._store_new(data, source_url=None, image_id=image_id, unique_bytes=False)
         except ImageLabellerError as error:
             record = self._refused_upload(image_id, data, error)
-            self._table.insert(record)
+            self._table.insert(record, unique_bytes=False)
             log.warning(
                 "upload refused",
                 extra={
@@ -311,12 +314,30 @@ class ImageService:
     def _accept(
         self, data: bytes, source_url: str | None, webhook: WebhookState | None
     ) -> Submission:
+        """A new record for new bytes; for known bytes, the first record's answer.
+
+        The lookup answers a resubmit cheaply (and finds records older than the table's
+        claims). Two submits of the same new bytes at once both miss it and both store the
+        image; the table lets one record claim the bytes, and the other submit removes its
+        image and answers as a resubmit."""
         digest = hashlib.sha256(data).hexdigest()
-        known = self._table.find_by_sha256(digest)
-        if known is not None:
-            return self._resubmitted(known)
-        record = self._store_new(data, source_url, self._new_id(), webhook, digest)
-        return Submission(record, created=True)
+        for _ in range(ACCEPT_ATTEMPTS):
+            known = self._table.find_by_sha256(digest)
+            if known is not None:
+                return self._resubmitted(known)
+            try:
+                record = self._store_new(data, source_url, self._new_id(), webhook, digest)
+            except DuplicateImage as duplicate:
+                first = self._table.get(duplicate.image_id)
+                if first is None:
+                    continue  # deleted since it refused ours: look again
+                log.info(
+                    "same bytes submitted at once",
+                    extra={"image_id": first.image_id, "sha256": digest},
+                )
+                return self._resubmitted(first)
+            return Submission(record, created=True)
+        raise Conflict("the image was deleted while it was being submitted again; try again")
 
     def _store_new(
         self,
@@ -325,6 +346,7 @@ class ImageService:
         image_id: str,
         webhook: WebhookState | None = None,
         sha256: str | None = None,
+        unique_bytes: bool = True,
     ) -> ImageRecord:
         if len(data) > self._limits.max_image_bytes:
             raise ImageTooLarge(
@@ -339,10 +361,11 @@ class ImageService:
             source_url=source_url,
             webhook=webhook,
         )
-        # Image first, record second: a record never points at a missing image.
+        # Image first, record second: a record never points at a missing image. The image
+        # has its own id, so removing it never touches another record's (DuplicateImage).
         self._store.put(record.image_id, data, imaging.media_type(info.format))
         try:
-            self._table.insert(record)
+            self._table.insert(record, unique_bytes=unique_bytes)
         except BaseException:
             self._store.delete(record.image_id)
             raise

@@ -157,7 +157,9 @@ def pipeline_costs(
 def storage_per_1000(prices: Prices, workload: Workload, sizes: ItemSizes) -> float:
     """A month of keeping 1,000 images: the bytes in S3, the record and search items."""
     s3_gb = workload.stored_image_kb * KB / GIB
-    dynamodb_gb = (sizes.classified_record + LABELS_KEPT * sizes.label_index_entry) / GIB
+    dynamodb_gb = (
+        sizes.classified_record + LABELS_KEPT * sizes.label_index_entry + sizes.digest_claim
+    ) / GIB
     return 1000 * (
         s3_gb * prices.s3_storage.dollars + dynamodb_gb * prices.dynamodb_storage.dollars
     )

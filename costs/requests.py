@@ -41,6 +41,8 @@ class ItemSizes:
     classified_record: int
     sha256_index_entry: int
     label_index_entry: int
+    # The ImageLabelIndex item that claims the image's bytes (dynamodb.digest_claim_key).
+    digest_claim: int
 
 
 @dataclass(frozen=True)
@@ -83,7 +85,7 @@ def dynamodb_item_bytes(item: Mapping[str, object]) -> int:
 def representative_item_sizes() -> ItemSizes:
     """The items the code writes for one image fetched by URL and labelled with 10 labels
     (the names and scores of the README's coffee photo)."""
-    from chalicelib.adapters.dynamodb import index_entries
+    from chalicelib.adapters.dynamodb import digest_claim_key, index_entries
     from chalicelib.items import to_item
     from chalicelib.models import ImageInfo, ImageRecord, Label, Status
 
@@ -125,6 +127,7 @@ def representative_item_sizes() -> ItemSizes:
         label_index_entry=max(
             dynamodb_item_bytes(entry) for entry in index_entries(new.image_id, labels)
         ),
+        digest_claim=dynamodb_item_bytes({**digest_claim_key(sha256), "ImageId": new.image_id}),
     )
 
 
@@ -142,8 +145,9 @@ def requests_per_image(workload: Workload, batch_size: int, sizes: ItemSizes) ->
     images_per_batch = batch_size / STREAM_RECORDS_PER_IMAGE
     label_invocations = STREAM_RECORDS_PER_IMAGE / batch_size
     write = (
-        write_units(sizes.new_record)  # PutItem of the record
+        2 * write_units(sizes.new_record)  # the record's put, in a transaction
         + write_units(sizes.sha256_index_entry)  # its Sha256Index entry
+        + 2 * write_units(sizes.digest_claim)  # the claim on its bytes, in the transaction
         + 2 * write_units(max(sizes.new_record, sizes.classified_record))  # transactional update
         + 2 * LABELS_KEPT * write_units(sizes.label_index_entry)  # transactional puts
     )

@@ -2,6 +2,10 @@
 `Sha256Index` (deduplication) and the search table `ImageLabelIndex` (one item per label
 of each CLASSIFIED image: partition key `LabelKey`, sort key `Rank`, best score first).
 
+The search table also holds one claim per submitted image's bytes (`SHA256#<hex>`, see
+digest_claim_key), written in the insert's transaction: the GSI alone cannot refuse a
+second record of the same bytes, a conditional put on one key can.
+
 Every change is one conditional request, or one transaction when the search table changes
 with the record, so a replayed stream record can never turn a finished image back, and two
 workers finishing the same image cannot both win.
@@ -11,13 +15,14 @@ from __future__ import annotations
 
 import base64
 import json
+import time
 from datetime import datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import DuplicateImageId, InvalidPageToken
+from chalicelib.errors import DuplicateImage, DuplicateImageId, InvalidPageToken
 from chalicelib.items import (
     Item,
     classified_changes,
@@ -35,6 +40,12 @@ from chalicelib.models import ImageRecord, Label, LabelHit, Status, WebhookState
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 TRANSACTION_CANCELLED = "TransactionCanceledException"
+# Cancellation reasons of one item of a transaction.
+CHECK_FAILED = "ConditionalCheckFailed"
+TRANSACTION_CONFLICT = "TransactionConflict"
+# Tries of an insert whose claim meets a concurrent transaction on the same key.
+CLAIM_ATTEMPTS = 5
+CLAIM_RETRY_SECONDS = 0.05
 SHA256_INDEX = "Sha256Index"
 DEFAULT_LABEL_INDEX_TABLE = "ImageLabelIndex"
 
@@ -49,17 +60,78 @@ class DynamoDBLabelTable:
         self._serializer = TypeSerializer()
         self._deserializer = TypeDeserializer()
 
-    def insert(self, record: ImageRecord) -> None:
+    def insert(self, record: ImageRecord, *, unique_bytes: bool = True) -> None:
+        put = {
+            "TableName": self._table,
+            "Item": self._typed(to_item(record)),
+            "ConditionExpression": "attribute_not_exists(Id)",
+        }
+        if unique_bytes:
+            self._insert_claiming_bytes(record, put)
+            return
         try:
-            self._client.put_item(
-                TableName=self._table,
-                Item=self._typed(to_item(record)),
-                ConditionExpression="attribute_not_exists(Id)",
-            )
+            self._client.put_item(**put)
         except ClientError as error:
             if _code(error) == CONDITION_FAILED:
                 raise DuplicateImageId(record.image_id) from None
             raise
+
+    def _insert_claiming_bytes(self, record: ImageRecord, put: dict[str, Any]) -> None:
+        """The record's put and its claim on its bytes, as one transaction."""
+        sha256 = record.image.sha256
+        claim = {
+            "TableName": self._index,
+            "Item": self._typed({**digest_claim_key(sha256), "ImageId": record.image_id}),
+            "ConditionExpression": "attribute_not_exists(LabelKey)",
+        }
+        for attempt in range(1, CLAIM_ATTEMPTS + 1):
+            try:
+                self._client.transact_write_items(TransactItems=[{"Put": put}, {"Put": claim}])
+                return
+            except ClientError as error:
+                if _code(error) != TRANSACTION_CANCELLED:
+                    raise
+                record_reason, claim_reason = _reason_codes(error, 2)
+                if record_reason == CHECK_FAILED:
+                    raise DuplicateImageId(record.image_id) from None
+                if claim_reason == CHECK_FAILED:
+                    first = self._digest_owner(sha256)
+                    if first is not None:
+                        raise DuplicateImage(sha256, first) from None
+                    continue  # its record was deleted in between: claim the bytes again
+                conflict = TRANSACTION_CONFLICT in (record_reason, claim_reason)
+                if not conflict or attempt == CLAIM_ATTEMPTS:
+                    raise
+                # Another transaction held the claim's key: it will have decided by now.
+                time.sleep(CLAIM_RETRY_SECONDS * attempt)
+        raise RuntimeError(f"the bytes {sha256} were claimed and released {CLAIM_ATTEMPTS} times")
+
+    def _digest_owner(self, sha256: str) -> str | None:
+        """The id of the record that claimed these bytes, if one did."""
+        answer = self._client.get_item(
+            TableName=self._index,
+            Key=self._typed(digest_claim_key(sha256)),
+            ConsistentRead=True,
+        )
+        item = answer.get("Item")
+        return str(item["ImageId"]["S"]) if item else None
+
+    def _claim_release(self, image_id: str, item: Item) -> list[dict[str, Any]]:
+        """The delete of the record's claim on its bytes, if it holds it (records inserted
+        without unique_bytes, or before claims existed, hold none)."""
+        sha256 = item.get("Sha256")
+        if not isinstance(sha256, str) or self._digest_owner(sha256) != image_id:
+            return []
+        return [
+            {
+                "Delete": {
+                    "TableName": self._index,
+                    "Key": self._typed(digest_claim_key(sha256)),
+                    "ConditionExpression": "ImageId = :id",
+                    "ExpressionAttributeValues": {":id": {"S": image_id}},
+                }
+            }
+        ]
 
     def get(self, image_id: str) -> ImageRecord | None:
         item = self._item(image_id)
@@ -108,7 +180,8 @@ class DynamoDBLabelTable:
                 "ExpressionAttributeValues": {":seen": {"S": old["Status"]}},
             }
         }
-        if self._transact([remove, *self._index_deletes(image_id, old)]):
+        release = self._claim_release(image_id, old)
+        if self._transact([remove, *self._index_deletes(image_id, old), *release]):
             return True
         return self.delete(image_id)  # it changed in between: read it again
 
@@ -250,6 +323,14 @@ def index_entries(image_id: str, labels: tuple[Label, ...]) -> list[Item]:
     ]
 
 
+def digest_claim_key(sha256: str) -> Item:
+    """The search table's key of the item that claims an image's bytes for one record.
+
+    Its `LabelKey` has upper-case letters, which label_key() (case-folded) never makes, so
+    no search reads it and no label's entries can collide with it."""
+    return {"LabelKey": f"SHA256#{sha256}", "Rank": "IMAGE"}
+
+
 def _index_key(entry: Item) -> Item:
     return {"LabelKey": entry["LabelKey"], "Rank": entry["Rank"]}
 
@@ -268,6 +349,13 @@ def _start_key(token: str, expected_label: str) -> dict[str, Any]:
     if plain["LabelKey"] != expected_label:
         raise InvalidPageToken("`next_token` belongs to another label")
     return key
+
+
+def _reason_codes(error: ClientError, count: int) -> list[str]:
+    """The cancellation reason of each of a transaction's `count` items ("None" if fine)."""
+    reasons = error.response.get("CancellationReasons", [])
+    codes = [str(reason.get("Code", "None")) for reason in reasons]
+    return (codes + ["None"] * count)[:count]
 
 
 def _condition_failed(error: ClientError) -> bool:

@@ -3,6 +3,7 @@ DynamoDB stream in local mode.
 
 Every write appends to `stream_log` in the same transaction, as DynamoDB writes the
 stream: INSERT for a new record, MODIFY for a change, each with the item before and after.
+`image_digests` holds the claims of `insert(unique_bytes=True)`: one record per digest.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import DuplicateImageId, InvalidPageToken
+from chalicelib.errors import DuplicateImage, DuplicateImageId, InvalidPageToken
 from chalicelib.items import (
     Item,
     classified_changes,
@@ -47,6 +48,10 @@ CREATE TABLE IF NOT EXISTS stream_log (
     created_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS images_by_sha256 ON images (json_extract(item, '$.Sha256'));
+CREATE TABLE IF NOT EXISTS image_digests (
+    sha256   TEXT PRIMARY KEY,
+    image_id TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS label_index (
     label_key TEXT NOT NULL,
     image_id  TEXT NOT NULL,
@@ -107,8 +112,9 @@ class SqliteLabelTable:
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
 
-    def insert(self, record: ImageRecord) -> None:
+    def insert(self, record: ImageRecord, *, unique_bytes: bool = True) -> None:
         item = to_item(record)
+        sha256 = record.image.sha256
         with self._db.transaction() as connection:
             try:
                 connection.execute(
@@ -117,6 +123,15 @@ class SqliteLabelTable:
                 )
             except sqlite3.IntegrityError:
                 raise DuplicateImageId(record.image_id) from None
+            if unique_bytes:
+                # BEGIN IMMEDIATE has serialised the writers: nobody can claim the bytes
+                # between this read and the claim below. Raising rolls the insert back.
+                if (first := _digest_owner(connection, sha256)) is not None:
+                    raise DuplicateImage(sha256, first)
+                connection.execute(
+                    "INSERT INTO image_digests (sha256, image_id) VALUES (?, ?)",
+                    (sha256, record.image_id),
+                )
             _append_change(connection, "INSERT", record.image_id, None, item)
 
     def get(self, image_id: str) -> ImageRecord | None:
@@ -163,6 +178,10 @@ class SqliteLabelTable:
                 return False
             connection.execute("DELETE FROM images WHERE id = ?", (image_id,))
             connection.execute("DELETE FROM label_index WHERE image_id = ?", (image_id,))
+            connection.execute(
+                "DELETE FROM image_digests WHERE sha256 = ? AND image_id = ?",
+                (old.get("Sha256"), image_id),
+            )
             _append_change(connection, "REMOVE", image_id, old, None)
             return True
 
@@ -259,6 +278,14 @@ def _page_position(token: str) -> tuple[float, str]:
         return float(score), str(image_id)
     except (ValueError, TypeError, UnicodeError):
         raise InvalidPageToken("`next_token` is not a token this service made") from None
+
+
+def _digest_owner(connection: sqlite3.Connection, sha256: str) -> str | None:
+    """The id of the record that claimed these bytes, if one did."""
+    row = connection.execute(
+        "SELECT image_id FROM image_digests WHERE sha256 = ?", (sha256,)
+    ).fetchone()
+    return str(row[0]) if row else None
 
 
 def _current_item(connection: sqlite3.Connection, image_id: str) -> Item | None:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.errors import DuplicateImageId, InvalidPageToken
+from chalicelib.errors import DuplicateImage, DuplicateImageId, InvalidPageToken
 from chalicelib.models import (
     ImageInfo,
     ImageRecord,
@@ -22,11 +22,14 @@ T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LABELS = (Label("espresso", 0.95), Label("cup", 0.015))
 
 
-def new_record(source_url: str | None = "https://example.com/a.jpg") -> ImageRecord:
+def new_record(
+    source_url: str | None = "https://example.com/a.jpg", sha256: str | None = None
+) -> ImageRecord:
+    """A pending record; of its own bytes unless `sha256` says otherwise."""
     return ImageRecord(
         image_id=str(uuid.uuid4()),
         status=Status.NOT_CLASSIFIED,
-        image=ImageInfo("JPEG", 640, 480, 12345, "ab" * 32),
+        image=ImageInfo("JPEG", 640, 480, 12345, sha256 or uuid.uuid4().hex * 2),
         submitted_at=T0,
         source_url=source_url,
     )
@@ -135,6 +138,62 @@ def test_record_is_found_by_the_sha256_of_its_bytes(label_table: LabelTable) -> 
     found = label_table.find_by_sha256("cd" * 32)
     assert found is not None and found.image_id == record.image_id
     assert label_table.find_by_sha256("ef" * 32) is None
+
+
+SHA = "cd" * 32
+
+
+def test_a_second_record_of_the_same_bytes_is_refused_and_names_the_first(
+    label_table: LabelTable,
+) -> None:
+    first = new_record(sha256=SHA)
+    label_table.insert(first)
+    second = new_record(sha256=SHA)
+    with pytest.raises(DuplicateImage) as refused:
+        label_table.insert(second)
+    assert (refused.value.sha256, refused.value.image_id) == (SHA, first.image_id)
+    assert label_table.get(second.image_id) is None
+    assert label_table.get(first.image_id) == first
+    found = label_table.find_by_sha256(SHA)
+    assert found is not None and found.image_id == first.image_id
+
+
+def test_an_id_taken_is_reported_before_bytes_taken(label_table: LabelTable) -> None:
+    record = new_record(sha256=SHA)
+    label_table.insert(record)
+    with pytest.raises(DuplicateImageId):
+        label_table.insert(replace(record, source_url="https://example.com/b.jpg"))
+
+
+def test_deleting_the_record_frees_its_bytes_for_a_new_one(label_table: LabelTable) -> None:
+    first = classified(label_table, LABELS, sha=SHA)
+    assert label_table.delete(first.image_id)
+    again = new_record(sha256=SHA)
+    label_table.insert(again)
+    assert label_table.get(again.image_id) == again
+    with pytest.raises(DuplicateImage) as refused:
+        label_table.insert(new_record(sha256=SHA))
+    assert refused.value.image_id == again.image_id
+
+
+def test_records_inserted_without_unique_bytes_claim_nothing(label_table: LabelTable) -> None:
+    upload = new_record(source_url=None, sha256=SHA)
+    label_table.insert(upload, unique_bytes=False)
+    submitted = new_record(sha256=SHA)
+    label_table.insert(submitted)  # the upload did not claim the bytes
+    second_upload = new_record(source_url=None, sha256=SHA)
+    label_table.insert(second_upload, unique_bytes=False)  # nor does it need them
+    assert label_table.delete(upload.image_id)  # and deleting it frees nothing
+    with pytest.raises(DuplicateImage) as refused:
+        label_table.insert(new_record(sha256=SHA))
+    assert refused.value.image_id == submitted.image_id
+    assert label_table.get(second_upload.image_id) == second_upload
+
+
+def test_the_claim_on_bytes_is_never_a_search_hit(label_table: LabelTable) -> None:
+    classified(label_table, LABELS, sha=SHA)
+    for name in (f"SHA256#{SHA}", f"sha256#{SHA}", "SHA256", "IMAGE"):
+        assert label_table.images_with_label(name, 10, None) == ([], None)
 
 
 def test_search_finds_classified_images_best_score_first_across_pages(

@@ -148,6 +148,9 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         ("dynamodb:Query", f"{table}/index/Sha256Index"),
         ("dynamodb:Query", search),
         ("dynamodb:DeleteItem", search),
+        # The claim on a submitted image's bytes (chalicelib/adapters/dynamodb.py).
+        ("dynamodb:PutItem", search),
+        ("dynamodb:GetItem", search),
         ("logs:CreateLogStream", logs("api_handler")),
         ("logs:PutLogEvents", logs("api_handler")),
     }

@@ -5,13 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 import boto3
+import pytest
+from botocore.exceptions import ClientError
 
 from chalicelib.adapters.dynamodb import DynamoDBLabelTable
 from chalicelib.local.dynamodb_streams import DynamoDBStreamSource
 from chalicelib.models import Label
 from chalicelib.stream_events import image_ids_to_label
 from tests.contract.test_label_table import T0, new_record
-from tests.fixtures.aws import REGION, TABLE
+from tests.fixtures.aws import LABEL_INDEX_TABLE, REGION, TABLE
 
 
 def stream_source(dynamodb_client: Any) -> DynamoDBStreamSource:
@@ -79,3 +81,62 @@ def test_batches_respect_the_limit(
         delivered += image_ids_to_label(batch.records)
         source.acknowledge(batch)
     assert delivered == [record.image_id for record in records]
+
+
+def claim_of(dynamodb_client: Any, sha256: str) -> dict[str, Any] | None:
+    key = {"LabelKey": {"S": f"SHA256#{sha256}"}, "Rank": {"S": "IMAGE"}}
+    item: dict[str, Any] | None = dynamodb_client.get_item(
+        TableName=LABEL_INDEX_TABLE, Key=key
+    ).get("Item")
+    return item
+
+
+def test_the_claim_on_bytes_is_a_search_table_item_that_leaves_with_its_record(
+    dynamodb_client: Any, dynamodb_table: DynamoDBLabelTable
+) -> None:
+    record = new_record()
+    dynamodb_table.insert(record)
+    claim = claim_of(dynamodb_client, record.image.sha256)
+    assert claim is not None and claim["ImageId"] == {"S": record.image_id}
+    assert dynamodb_table.delete(record.image_id)
+    assert claim_of(dynamodb_client, record.image.sha256) is None
+
+
+class ConflictingClient:
+    """A DynamoDB client whose first `conflicts` transactions are cancelled as DynamoDB
+    cancels one of two transactions writing the same item at once."""
+
+    def __init__(self, inner: Any, conflicts: int) -> None:
+        self.inner = inner
+        self.conflicts = conflicts
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def transact_write_items(self, **request: Any) -> Any:
+        if self.conflicts > 0:
+            self.conflicts -= 1
+            reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}]
+            raise ClientError(
+                {
+                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
+                    "CancellationReasons": reasons,
+                },
+                "TransactWriteItems",
+            )
+        return self.inner.transact_write_items(**request)
+
+
+def test_an_insert_that_meets_a_concurrent_claim_tries_again(dynamodb_client: Any) -> None:
+    table = DynamoDBLabelTable(ConflictingClient(dynamodb_client, conflicts=2), TABLE)
+    record = new_record()
+    table.insert(record)
+    assert table.get(record.image_id) == record
+
+
+def test_an_insert_that_keeps_meeting_conflicts_gives_up(dynamodb_client: Any) -> None:
+    table = DynamoDBLabelTable(ConflictingClient(dynamodb_client, conflicts=99), TABLE)
+    record = new_record()
+    with pytest.raises(ClientError, match="TransactionCanceledException"):
+        table.insert(record)
+    assert table.get(record.image_id) is None

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import threading
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -69,8 +71,23 @@ class BrokenStore(FolderImageStore):
 
 
 class BrokenInsertTable(SqliteLabelTable):
-    def insert(self, record: ImageRecord) -> None:
+    def insert(self, record: ImageRecord, *, unique_bytes: bool = True) -> None:
         raise OSError("database is locked")
+
+
+class LateLookupTable(SqliteLabelTable):
+    """The real SQLite table whose first `misses` lookups by bytes find nothing, as a
+    submit that raced another one of the same bytes would see."""
+
+    def __init__(self, database: SqliteDatabase, misses: int) -> None:
+        super().__init__(database)
+        self.misses = misses
+
+    def find_by_sha256(self, sha256: str) -> ImageRecord | None:
+        if self.misses > 0:
+            self.misses -= 1
+            return None
+        return super().find_by_sha256(sha256)
 
 
 @pytest.fixture
@@ -270,6 +287,96 @@ def test_record_failure_removes_the_stored_image(
     with pytest.raises(OSError, match="locked"):
         service.submit_upload(photo_png("coffee"))
     assert list((tmp_path / "images").iterdir()) == []
+
+
+def stored_files(folder: Path) -> list[Path]:
+    return [path for path in folder.iterdir() if not path.name.startswith(".")]
+
+
+def test_the_loser_of_a_race_of_the_same_bytes_answers_as_a_resubmit(
+    tmp_path: Path,
+    folder_store: FolderImageStore,
+    database: SqliteDatabase,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    table = LateLookupTable(database, misses=2)
+    service = make_service(folder_store, table, onnx_labeller, pages)
+    first = service.submit_upload(photo_png("coffee"))
+    second = service.submit_url("https://photos.example/coffee.png")  # missed the first
+    assert first.created and not second.created
+    assert second.record == first.record
+    assert database.query("SELECT id FROM images") == [(first.record.image_id,)]
+    assert [path.name for path in stored_files(tmp_path / "images")] == [first.record.image_id]
+
+
+def test_the_loser_of_a_race_with_a_failed_image_sends_it_to_be_labelled_again(
+    database: SqliteDatabase,
+    folder_store: FolderImageStore,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    table = LateLookupTable(database, misses=0)
+    service = make_service(folder_store, table, onnx_labeller, pages)
+    first = service.submit_upload(photo_png("coffee")).record
+    table.fail(first.image_id, "the model endpoint kept failing", "m", first.submitted_at)
+    table.misses = 1
+    again = service.submit_upload(photo_png("coffee"))
+    assert again.created and again.record.image_id == first.image_id
+    assert again.record.status is Status.NOT_CLASSIFIED
+    assert again.record.previous is not None
+    assert again.record.previous.status is Status.FAILED
+
+
+def test_identical_submits_at_once_make_one_record_and_one_stored_image(
+    tmp_path: Path,
+    folder_store: FolderImageStore,
+    database: SqliteDatabase,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> None:
+    service = make_service(folder_store, sqlite_table, onnx_labeller, pages)
+    data = photo_png("coffee")
+    submitters = 16
+    start = threading.Barrier(submitters)
+
+    def submit(_: int) -> tuple[str, bool]:
+        start.wait()
+        submission = service.submit_upload(data)
+        return submission.record.image_id, submission.created
+
+    with ThreadPoolExecutor(max_workers=submitters) as pool:
+        answers = list(pool.map(submit, range(submitters)))
+    assert len({image_id for image_id, _ in answers}) == 1
+    assert sum(created for _, created in answers) == 1
+    assert database.query("SELECT COUNT(*) FROM images") == [(1,)]
+    assert [path.name for path in stored_files(tmp_path / "images")] == [answers[0][0]]
+
+
+def test_a_batch_with_one_url_twice_gives_both_the_same_image(
+    tmp_path: Path, service: ImageService, database: SqliteDatabase
+) -> None:
+    url = "https://photos.example/coffee.png"
+    items = service.submit_batch([url, url, "https://photos.example/cat.jpg"])
+    coffee = [item.submission for item in items[:2]]
+    assert coffee[0] is not None and coffee[1] is not None
+    assert coffee[0].record.image_id == coffee[1].record.image_id
+    assert sorted([coffee[0].created, coffee[1].created]) == [False, True]
+    assert database.query("SELECT COUNT(*) FROM images") == [(2,)]
+    assert len(stored_files(tmp_path / "images")) == 2
+
+
+def test_direct_uploads_of_known_bytes_still_get_their_own_record(
+    service: ImageService, folder_store: FolderImageStore
+) -> None:
+    submitted = service.submit_upload(photo_png("coffee")).record
+    ticket = service.start_upload("image/png")
+    folder_store.put(f"uploads/{ticket.image_id}", photo_png("coffee"), "image/png")
+    uploaded = service.register_upload(ticket.image_id)
+    assert uploaded is not None and uploaded.image_id == ticket.image_id
+    assert uploaded.status is Status.NOT_CLASSIFIED
+    assert service.submit_upload(photo_png("coffee")).record.image_id == submitted.image_id
 
 
 @pytest.mark.parametrize("image_id", ["nope", str(uuid.uuid4()), "../etc/passwd", ""])
