@@ -91,7 +91,8 @@ def read_json(path: Path) -> Any:
 
 @dataclass(frozen=True)
 class Deployment:
-    """A made-up place to deploy a template, to resolve Ref and Fn::Sub in tests.
+    """A made-up place to deploy a template, to resolve Ref, Fn::Sub and Fn::ImportValue
+    (from `exports`) in tests.
 
     Anything else (Fn::GetAtt, Fn::Select, a Ref to a resource) raises, so a value that
     depends on something unexpected fails the test that reads it.
@@ -101,6 +102,7 @@ class Deployment:
     account_id: str = "111122223333"
     stack_name: str = "imagelabeller-test"
     parameters: Mapping[str, str] = field(default_factory=dict)
+    exports: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def names(self) -> dict[str, str]:
@@ -120,6 +122,8 @@ class Deployment:
                 return self.names[argument]
             if name == "Fn::Sub":
                 return self._substitute(argument)
+            if name == "Fn::ImportValue":
+                return self.exports[self.resolve(argument)]
             if name.startswith("Fn::"):
                 raise ValueError(f"cannot resolve {value!r} in a test")
         if isinstance(value, dict):

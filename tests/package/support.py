@@ -14,9 +14,9 @@ import shutil
 import subprocess
 import sys
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -176,56 +176,6 @@ def chalice_package(stage: Stage, out_dir: Path, keep_unpruned: bool = False) ->
 
 def configured_stage_names() -> list[str]:
     return sorted(_read_json(CHALICE_DIR / "config.json")["stages"])
-
-
-@dataclass(frozen=True)
-class Deployment:
-    """A made-up place to deploy a template, to resolve its intrinsic functions in tests.
-
-    Only Fn::Sub, Fn::ImportValue and Ref to pseudo parameters are resolved; anything else
-    raises, so a policy or variable that depends on something unexpected fails the test.
-    """
-
-    region: str
-    account_id: str
-    stack_name: str
-    exports: Mapping[str, str] = field(default_factory=dict)
-
-    @property
-    def pseudo_parameters(self) -> dict[str, str]:
-        return {
-            "AWS::Region": self.region,
-            "AWS::AccountId": self.account_id,
-            "AWS::Partition": "aws",
-            "AWS::StackName": self.stack_name,
-            "AWS::URLSuffix": "amazonaws.com",
-        }
-
-    def resolve(self, value: Any) -> Any:
-        if isinstance(value, dict) and len(value) == 1:
-            ((name, argument),) = value.items()
-            if name == "Fn::Sub":
-                return self._substitute(argument)
-            if name == "Fn::ImportValue":
-                return self.exports[self.resolve(argument)]
-            if name == "Ref":
-                return self.pseudo_parameters[argument]
-            if name.startswith("Fn::"):
-                raise ValueError(f"cannot resolve {value!r} in a test")
-        if isinstance(value, dict):
-            return {key: self.resolve(item) for key, item in value.items()}
-        if isinstance(value, list):
-            return [self.resolve(item) for item in value]
-        return value
-
-    def _substitute(self, argument: Any) -> str:
-        if isinstance(argument, str):
-            text, variables = argument, {}
-        else:
-            text, extra = argument
-            variables = {key: self.resolve(item) for key, item in extra.items()}
-        names = {**self.pseudo_parameters, **variables}
-        return re.sub(r"\$\{([^}!]+)\}", lambda match: names[match.group(1)], text)
 
 
 @cache

@@ -30,6 +30,7 @@ from deploy.package_models import (
     packaged_models,
 )
 from deploy.settings import CHALICE_CONFIG, StageRefused, load_stage, read_json
+from tests.infrastructure.templates import Deployment
 from tests.package.support import (
     API_FUNCTION,
     BUCKET_SCHEME,
@@ -43,7 +44,6 @@ from tests.package.support import (
     STREAM_FUNCTION,
     SUMMARY,
     TABLE,
-    Deployment,
     Packaged,
     Stage,
     as_list,
