@@ -91,7 +91,8 @@ class Reply:
 
 
 class LoopbackServer:
-    """An HTTP server on 127.0.0.1 answering GETs from a path -> Reply table."""
+    """An HTTP server on 127.0.0.1 answering GETs and POSTs from a path -> Reply table
+    (a POST's body is read and dropped)."""
 
     def __init__(self) -> None:
         self.routes: dict[str, Reply | Callable[[], Reply]] = {}
@@ -100,6 +101,10 @@ class LoopbackServer:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                self.do_GET()
 
             def do_GET(self) -> None:
                 server.requests.append(self.path)

@@ -15,56 +15,30 @@ instead, so the only traffic is on 127.0.0.1:
 
 from __future__ import annotations
 
-import threading
 import zlib
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.support import solid_image
+from tests.support import LoopbackServer, Reply, solid_image
 
 PHOTO = solid_image("PNG", (96, 64))
 # The longest image URL the document allows.
 MAX_URL_LENGTH = 2048
 
 
-class StandIn:
+class StandIn(LoopbackServer):
     """GET /photo.png: an image; GET /notes.txt: not an image; other GETs: 404.
-    Any POST (a webhook delivery) answers 204."""
+    A POST to the callback URL (a webhook delivery) answers 204."""
 
     def __init__(self) -> None:
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                if self.path == "/photo.png":
-                    self._answer(200, PHOTO, "image/png")
-                elif self.path == "/notes.txt":
-                    self._answer(200, b"not an image", "text/plain")
-                else:
-                    self._answer(404, b"not found", "text/plain")
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                self.rfile.read(length)
-                self._answer(204, b"", None)
-
-            def _answer(self, status: int, body: bytes, content_type: str | None) -> None:
-                self.send_response(status)
-                if content_type:
-                    self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self.base_url = f"http://127.0.0.1:{self._httpd.server_address[1]}"
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+        super().__init__()
+        self.base_url = self.url("")
+        self.routes["/photo.png"] = Reply(body=PHOTO, headers={"Content-Type": "image/png"})
+        self.routes["/notes.txt"] = Reply(
+            body=b"not an image", headers={"Content-Type": "text/plain"}
+        )
+        self.routes["/callback"] = Reply(status=204)
 
     def image_url_for(self, generated: str) -> str:
         """A loopback stand-in for a generated URL; the same one for the same value."""
@@ -80,18 +54,11 @@ class StandIn:
     def callback_url(self) -> str:
         return f"{self.base_url}/callback"
 
-    def start(self) -> StandIn:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
 
 @contextmanager
 def stand_in_server() -> Iterator[StandIn]:
-    server = StandIn().start()
+    server = StandIn()
+    server.start()
     try:
         yield server
     finally:
