@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
-import requests
 
-from tests.support import free_port
+from tests.system.background import BackgroundServer, moto_server
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 DEPLOY = PROJECT_DIR / "scripts" / "deploy"
-MOTO_SERVER = Path(sys.executable).parent / "moto_server"
 MOTO_ACCOUNT = "123456789012"
 
 
@@ -51,39 +47,20 @@ def run_deploy(*arguments: str, environment: dict[str, str]) -> subprocess.Compl
 
 @dataclass
 class MotoServer:
-    """A moto_server process on a free loopback port."""
+    """A moto_server process on a free loopback port, and what clients need to reach it."""
 
-    url: str
-    process: subprocess.Popen[bytes]
+    server: BackgroundServer
 
     @classmethod
     def start(cls, log_path: Path, timeout: float = 30) -> MotoServer:
-        port = free_port()
-        with open(log_path, "ab") as log:
-            process = subprocess.Popen(
-                [str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log
-            )
-        server = cls(f"http://127.0.0.1:{port}", process)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"moto_server exited: {log_path.read_text()}")
-            try:
-                requests.get(f"{server.url}/moto-api/", timeout=1)
-                return server
-            except requests.ConnectionError:
-                time.sleep(0.1)
-        server.stop()
-        raise RuntimeError(f"moto_server did not start in {timeout} s")
+        return cls(moto_server(log_path).start(timeout))
+
+    @property
+    def url(self) -> str:
+        return self.server.url
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        self.server.stop()
 
     def environment(self) -> dict[str, str]:
         """What boto3 (and scripts/deploy) need to talk to this server and nothing else."""

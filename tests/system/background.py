@@ -37,6 +37,7 @@ class BackgroundServer:
                 return self
             except requests.ConnectionError:
                 time.sleep(0.1)
+        self.stop()
         raise RuntimeError(f"{self._command} did not start in {timeout} s")
 
     def stop(self) -> None:
