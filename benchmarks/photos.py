@@ -15,6 +15,8 @@ from importlib import resources
 
 from PIL import Image
 
+from tests.support import jpeg_with_comment
+
 PHOTOS = (
     "astronaut.png",
     "coffee.png",
@@ -71,8 +73,7 @@ def unique_variant(photo: Photo, n: int, series: str = "mixed") -> Photo:
     """The same picture with different bytes: a comment in a JPEG, a text chunk in a PNG."""
     note = f"benchmark {series} variant {n}".encode()
     if photo.format == "JPEG":
-        segment = b"\xff\xfe" + struct.pack(">H", len(note) + 2) + note
-        data = photo.data[:2] + segment + photo.data[2:]
+        data = jpeg_with_comment(photo.data, note)
     else:
         chunk_body = b"tEXt" + b"Comment\x00" + note
         chunk = struct.pack(">I", len(chunk_body) - 4) + chunk_body

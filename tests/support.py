@@ -42,8 +42,12 @@ def photo_jpeg(name: str, quality: int = 90) -> bytes:
 def jpeg_variant(data: bytes, n: int) -> bytes:
     """The same JPEG picture with different bytes (a comment segment numbered n), so that
     deduplication by SHA-256 treats each variant as a new image."""
+    return jpeg_with_comment(data, f"variant {n}".encode())
+
+
+def jpeg_with_comment(data: bytes, comment: bytes) -> bytes:
+    """The JPEG with a comment segment (COM) right after its start marker."""
     assert data[:2] == b"\xff\xd8", "not a JPEG"
-    comment = f"variant {n}".encode()
     segment = b"\xff\xfe" + (len(comment) + 2).to_bytes(2, "big") + comment
     return data[:2] + segment + data[2:]
 
