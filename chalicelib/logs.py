@@ -53,6 +53,8 @@ def configure_logging() -> Logger:
     plain-text one (so `app.log` lines come out as JSON too).
     """
     global _configured
+    if _configured is not None:  # every request's middleware asks: no lock once set up
+        return _configured
     with _configure_lock:
         if _configured is None:
             logger = Logger(
