@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import urllib.parse
 from collections.abc import Callable, Mapping
@@ -13,6 +12,7 @@ from typing import Any
 from chalice.app import Request, Response
 
 from chalicelib.errors import ImageLabellerError, InvalidRequest, UnsupportedMediaType
+from chalicelib.jsontext import loads_json
 from chalicelib.models import LabelHit, UploadTicket
 from chalicelib.service import BatchItem, Submission
 from chalicelib.views import DEFAULT_TOP_K, LabelView, record_body
@@ -134,8 +134,8 @@ def json_object(raw_body: bytes) -> dict[str, Any]:
     if not raw_body:
         raise InvalidRequest('the body is empty; send {"url": "https://..."} or an image')
     try:
-        body = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = loads_json(raw_body)
+    except ValueError as exc:
         raise InvalidRequest(f"the body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("the body must be a JSON object")

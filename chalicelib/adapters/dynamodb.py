@@ -36,6 +36,7 @@ from chalicelib.items import (
     webhook_item,
     with_decimals,
 )
+from chalicelib.jsontext import loads_json
 from chalicelib.models import ImageRecord, Label, LabelHit, Status, WebhookState
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
@@ -342,7 +343,7 @@ def _page_token(last_key: dict[str, Any]) -> str:
 
 def _start_key(token: str, expected_label: str) -> dict[str, Any]:
     try:
-        plain = json.loads(base64.urlsafe_b64decode(token.encode()))
+        plain = loads_json(base64.urlsafe_b64decode(token.encode()))
         key = {"LabelKey": {"S": str(plain["LabelKey"])}, "Rank": {"S": str(plain["Rank"])}}
     except (ValueError, TypeError, KeyError, UnicodeError):
         raise InvalidPageToken("`next_token` is not a token this service made") from None

@@ -31,6 +31,7 @@ from chalicelib.items import (
     to_item,
     webhook_item,
 )
+from chalicelib.jsontext import loads_json
 from chalicelib.models import ImageRecord, Label, LabelHit, Status, WebhookState
 
 SCHEMA = """
@@ -274,7 +275,7 @@ def _page_token(last: LabelHit) -> str:
 
 def _page_position(token: str) -> tuple[float, str]:
     try:
-        score, image_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        score, image_id = loads_json(base64.urlsafe_b64decode(token.encode()))
         return float(score), str(image_id)
     except (ValueError, TypeError, UnicodeError):
         raise InvalidPageToken("`next_token` is not a token this service made") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 from collections.abc import Iterator
@@ -136,6 +137,15 @@ def test_image_that_fails_labelling_reads_failed_with_its_reason(client: Client)
 )
 def test_bad_json_submits_are_400s(client: Client, raw: str, code: str) -> None:
     assert_error(client.http.post("/images", headers=JSON, body=raw), 400, code)
+
+
+DEEPLY_NESTED = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("path", ["/images", "/images/batch", "/uploads"])
+@pytest.mark.parametrize("raw", [DEEPLY_NESTED, '{"url": ' + DEEPLY_NESTED + "}"])
+def test_deeply_nested_json_bodies_are_400s(client: Client, path: str, raw: str) -> None:
+    assert_error(client.http.post(path, headers=JSON, body=raw), 400, "invalid_request")
 
 
 def test_url_that_is_not_an_image_is_415(client: Client, photo_server: LoopbackServer) -> None:
@@ -314,7 +324,12 @@ def test_search_by_label_best_first_in_pages(client: Client) -> None:
     }
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=101", "limit=x", "next_token=garbage"])
+NESTED_TOKEN = base64.urlsafe_b64encode(DEEPLY_NESTED.encode()).decode()
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=101", "limit=x", "next_token=garbage", f"next_token={NESTED_TOKEN}"]
+)
 def test_search_refuses_bad_paging(client: Client, query: str) -> None:
     assert_error(client.http.get(f"/labels/espresso/images?{query}"), 400, "invalid_request")
 

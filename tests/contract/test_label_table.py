@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -226,7 +227,8 @@ def test_a_token_from_elsewhere_is_refused(label_table: LabelTable) -> None:
     classified(label_table, (Label("tabby", 0.4),))
     _, token = label_table.images_with_label("tabby", 1, None)
     assert token is not None
-    for bad in ("not-a-token", "e30=", token[:-4]):
+    nested = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
+    for bad in ("not-a-token", "e30=", token[:-4], nested):
         with pytest.raises(InvalidPageToken):
             label_table.images_with_label("tabby", 1, bad)
 

@@ -12,6 +12,7 @@ loopback HTTP server. Against a deployed stage, set:
 
 from __future__ import annotations
 
+import base64
 import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -114,3 +115,20 @@ def test_bad_input_gets_4xx_json_and_the_service_keeps_serving(target: Target) -
         assert set(response.json()["error"]) == {"code", "message"}
     image_id = target.api.submit_upload(photo_png("coffee"), "image/png")
     assert target.api.wait_until_finished(image_id)["status"] == "CLASSIFIED"
+
+
+def test_deeply_nested_json_is_a_bad_request_not_a_crash(target: Target) -> None:
+    base = target.api.base_url
+    json_type = {"Content-Type": "application/json"}
+    nested = "[" * 100_000 + "]" * 100_000
+    for path in ("/images", "/images/batch", "/uploads"):
+        for raw in (nested, '{"url": ' + nested + "}"):
+            response = requests.post(f"{base}{path}", data=raw, headers=json_type, timeout=30)
+            assert response.status_code == 400, (path, response.text)
+            assert response.json()["error"]["code"] == "invalid_request"
+    # 3,000 levels are past the parser's limit, and the token still fits in a URL.
+    token = base64.urlsafe_b64encode(b"[" * 3_000 + b"]" * 3_000).decode()
+    response = requests.get(f"{base}/labels/espresso/images?next_token={token}", timeout=30)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["code"] == "invalid_request"
+    assert requests.get(f"{base}/health", timeout=30).status_code == 200

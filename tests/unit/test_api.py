@@ -8,6 +8,7 @@ import pytest
 from chalice.app import Request, Response
 
 from chalicelib import api
+from chalicelib.errors import InvalidRequest
 
 
 def proxy_request(path: str, context_path: str) -> Request:
@@ -44,3 +45,11 @@ def test_absolute_locations_are_left_alone() -> None:
     response = Response(body={}, status_code=201, headers={"Location": "https://x.example/a"})
     finished = api.finish_response(response, proxy_request("/images", "/api/images"))
     assert finished.headers["Location"] == "https://x.example/a"
+
+
+@pytest.mark.parametrize(
+    "raw", [b"", b"{not json", b"\xff", b"[" * 100_000 + b"]" * 100_000, b"[]", b'"url"']
+)
+def test_a_body_that_is_no_json_object_is_an_invalid_request(raw: bytes) -> None:
+    with pytest.raises(InvalidRequest):
+        api.json_object(raw)
