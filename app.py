@@ -10,14 +10,18 @@ from typing import Any
 from chalice.app import Chalice, DynamoDBEvent, Request, Response, SQSEvent
 
 from chalicelib import api, config, logs, views, web
-from chalicelib.bootstrap import components, get_service, local_stream_poller
+from chalicelib.bootstrap import (
+    components,
+    get_service,
+    local_callback_poller,
+    local_stream_poller,
+)
 from chalicelib.errors import ImageNotFound, UploadNotAllowed
-from chalicelib.local import dev_server
-from chalicelib.local import stream as local_stream
-from chalicelib.local.stream import LocalLambdaContext
+from chalicelib.local import dev_server, workers
 from chalicelib.service import upload_key
+from chalicelib.sqs_events import CALLBACK_QUEUE, callback_image_ids
 from chalicelib.stream_events import image_ids_to_label
-from chalicelib.upload_events import sqs_event_for_upload, uploaded_image_ids
+from chalicelib.upload_events import uploaded_image_ids
 
 logs.configure_logging()  # before Chalice(), which then keeps its JSON handler
 app = Chalice(app_name="imagelabeller")
@@ -122,18 +126,17 @@ def start_upload() -> Response:
 @app.route("/uploads/{image_id}", methods=["PUT"], content_types=["*/*"])
 @api.answers_errors_as_json
 def receive_local_upload(image_id: str) -> Response:
-    """Local mode's stand-in for a presigned S3 PUT, followed by S3's notification."""
+    """Local mode's stand-in for a presigned S3 PUT and the registration S3's notification
+    starts; the same URL used again answers the first record, or 409 for other bytes."""
     request = current_request()
     store = components().local_upload_store
-    key = upload_key(image_id)
     if store is None:
         raise ImageNotFound("uploads go to the URL that POST /uploads answered")
-    if not store.upload_allowed(key, *api.upload_signature(request.query_params)):
+    signature = api.upload_signature(request.query_params)
+    if not store.upload_allowed(upload_key(image_id), *signature):
         raise UploadNotAllowed("the upload URL is not valid or has expired")
-    body = api.raw_body(request)
-    store.put(key, body, api.media_type_of(request.headers))
-    register_uploads(sqs_event_for_upload("local", key, len(body)), LocalLambdaContext())
-    return Response(body=views.record_body(get_service().get(image_id)), status_code=202)
+    submission = get_service().receive_upload(image_id, api.raw_body(request))
+    return api.submission_response(submission)
 
 
 @app.route("/submit-image", methods=["GET"])
@@ -161,7 +164,14 @@ def register_uploads(event: SQSEvent) -> None:
         get_service().register_upload(image_id)
 
 
+# One message per call: a slow receiver delays only its own callback.
+@app.on_sqs_message(queue=CALLBACK_QUEUE, batch_size=1)
+def deliver_callbacks(event: SQSEvent) -> None:
+    get_service().deliver_callbacks(callback_image_ids(record.to_dict() for record in event))
+
+
 if config.running_under_chalice_local():
     dev_server.tune()
     if config.Settings.from_environ().local_stream:
-        local_stream.start_once(lambda: local_stream_poller(label_new_images, STREAM_ARN))
+        workers.start_once("stream", lambda: local_stream_poller(label_new_images, STREAM_ARN))
+    workers.start_once("callbacks", lambda: local_callback_poller(deliver_callbacks))

@@ -10,16 +10,19 @@ from chalicelib.adapters.emf import EmfMetrics
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
+from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
 from chalicelib.config import ConfigError, Limits, Settings
 from chalicelib.fetch import GuardedFetcher
+from chalicelib.local.queue import LocalQueuePoller, QueueHandler
 from chalicelib.local.stream import (
     LocalStreamPoller,
     SqliteStreamSource,
     StreamHandler,
     StreamSource,
 )
-from chalicelib.ports import ImageStore, Labeller, LabelTable
+from chalicelib.ports import ImageStore, Labeller, LabelTable, Notifier
 from chalicelib.service import ImageService
+from chalicelib.sqs_events import CALLBACK_QUEUE
 from chalicelib.webhooks import WebhookSender
 
 DATABASE_FILE = "imagelabeller.sqlite3"
@@ -33,10 +36,13 @@ class Components:
     database: SqliteDatabase | None
     # Local mode takes direct uploads itself; on AWS they go to S3.
     local_upload_store: FolderImageStore | None
+    # Local mode's callback queue; on AWS it is an SQS queue.
+    local_callback_queue: SqliteQueue | None
 
 
 def build(settings: Settings) -> Components:
     store, table, database = _storage(settings)
+    callback_queue = SqliteQueue(database, CALLBACK_QUEUE) if database is not None else None
     service = ImageService(
         store=store,
         table=table,
@@ -47,10 +53,15 @@ def build(settings: Settings) -> Components:
         max_attempts=settings.label_max_attempts,
         metrics=EmfMetrics(),
         callbacks=_callbacks(settings),
+        notifier=_notifier(settings, callback_queue),
     )
     local_store = store if isinstance(store, FolderImageStore) else None
     return Components(
-        settings=settings, service=service, database=database, local_upload_store=local_store
+        settings=settings,
+        service=service,
+        database=database,
+        local_upload_store=local_store,
+        local_callback_queue=callback_queue,
     )
 
 
@@ -83,8 +94,18 @@ def _labeller(settings: Settings) -> Labeller:
     return create_sagemaker_labeller(settings.aws, settings.limits.max_image_pixels)
 
 
-# Webhook receivers get less time than image downloads: delivery runs in the stream
-# handler, after the batch is written, and three slow receivers must not stall it long.
+def _notifier(settings: Settings, local_queue: SqliteQueue | None) -> Notifier | None:
+    if local_queue is not None:
+        return SqliteNotifier(local_queue)
+    if not settings.aws.callback_queue_url:
+        return None
+    from chalicelib.adapters.sqs import SqsNotifier
+
+    return SqsNotifier(_aws_client("sqs", settings), settings.aws.callback_queue_url)
+
+
+# A receiver gets less time than an image download: with three attempts and their backoff
+# one delivery then ends within about 17 s, well inside its queue's visibility timeout.
 WEBHOOK_LIMITS = Limits(fetch_connect_timeout=2.0, fetch_total_timeout=5.0, fetch_max_redirects=0)
 
 
@@ -148,3 +169,23 @@ def _stream_source(built: Components, stream_arn: str) -> StreamSource:
         raise ConfigError(f"table {built.settings.aws.table} has no stream")
     streams = _aws_client("dynamodbstreams", built.settings)
     return DynamoDBStreamSource(streams, table["LatestStreamArn"])
+
+
+# Deliveries at once in local mode: a slow receiver holds one of them.
+LOCAL_CALLBACK_WORKERS = 4
+# Longer than one delivery can take (WEBHOOK_LIMITS), as SQS's visibility timeout must be.
+CALLBACK_VISIBILITY_SECONDS = 60.0
+
+
+def local_callback_poller(handler: QueueHandler) -> LocalQueuePoller | None:
+    """The callback queue's event source `chalice local` runs (None without a local queue)."""
+    built = components()
+    if built.local_callback_queue is None:
+        return None
+    return LocalQueuePoller(
+        built.local_callback_queue,
+        handler,
+        workers=LOCAL_CALLBACK_WORKERS,
+        visibility_seconds=CALLBACK_VISIBILITY_SECONDS,
+        poll_seconds=built.settings.stream_poll_seconds * 5,
+    )

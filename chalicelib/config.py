@@ -61,6 +61,8 @@ class AwsSettings:
     bucket: str = ""
     table: str = "ImageLabels"
     label_index_table: str = "ImageLabelIndex"
+    # The SQS queue finished images with a callback go to (its URL); none: no callbacks.
+    callback_queue_url: str = ""
     sagemaker_endpoint: str = ""
     sagemaker_max_attempts: int = 4
     sagemaker_timeout: float = 30.0
@@ -119,6 +121,7 @@ class Settings:
                 bucket=env.text("BUCKET", ""),
                 table=env.text("TABLE", AwsSettings.table),
                 label_index_table=env.text("LABEL_INDEX_TABLE", AwsSettings.label_index_table),
+                callback_queue_url=env.text("CALLBACK_QUEUE_URL", ""),
                 sagemaker_endpoint=env.text("SAGEMAKER_ENDPOINT", ""),
                 sagemaker_max_attempts=env.integer(
                     "SAGEMAKER_MAX_ATTEMPTS", AwsSettings.sagemaker_max_attempts

@@ -57,6 +57,12 @@ class ImageNotFound(ImageLabellerError):
     code = "not_found"
 
 
+class StorageFull(ImageLabellerError):
+    """The disk that holds images or records is full: nothing was stored, try later."""
+
+    code = "insufficient_storage"
+
+
 class LabellerUnavailable(Exception):
     """The model as a whole could not answer (missing file, endpoint down): retry later."""
 
@@ -66,7 +72,12 @@ class StoredImageMissing(Exception):
 
 
 class DuplicateImageId(Exception):
-    """A record with this id exists already (ids are random: this is a bug, not input)."""
+    """A record with this id exists already: two registrations of one upload met, or (ids
+    being random otherwise) a bug."""
+
+
+class ImageIdTaken(Exception):
+    """Other bytes are stored under this id already (another upload to the same URL)."""
 
 
 class DuplicateImage(Exception):

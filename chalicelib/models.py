@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 LEGACY_LABEL_COUNT = 5
 
@@ -123,3 +124,18 @@ def legacy_label(status: Status, labels: tuple[Label, ...]) -> str:
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def without_secrets(url: str) -> str:
+    """`url` without what commonly carries credentials: the user info, the query (presigned
+    signatures, API keys) and the fragment. What records keep and readers see of a URL."""
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = parts.port
+    except ValueError:
+        return ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{host}:{port}" if port is not None else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

@@ -22,7 +22,15 @@ if TYPE_CHECKING:
 class ImageStore(Protocol):
     """Image bytes by image id (S3 bucket | folder)."""
 
-    def put(self, image_id: str, data: bytes, content_type: str) -> None: ...
+    def put(self, image_id: str, data: bytes, content_type: str) -> None:
+        """Store the bytes under `image_id`, replacing any stored there. Raises StorageFull
+        when there is no room (nothing is stored then)."""
+        ...
+
+    def put_new(self, image_id: str, data: bytes, content_type: str) -> bool:
+        """Store the bytes only if nothing is stored under `image_id` yet, atomically (two
+        callers at once: one stores, the other gets False). True if this call stored them."""
+        ...
 
     def get(self, image_id: str) -> bytes:
         """The stored bytes; raises StoredImageMissing if there are none."""
@@ -112,6 +120,15 @@ class Fetcher(Protocol):
     def check_url(self, url: str) -> None:
         """Refuse (UrlNotAllowed) a URL the fetch rules would not reach, without connecting."""
         ...
+
+
+class Notifier(Protocol):
+    """Queues finished images for their callback, off the labelling path (SQS | SQLite).
+
+    Delivery is at least once: an image may be queued again (a replayed stream batch), and
+    the delivery handler sends only callbacks still PENDING."""
+
+    def notify(self, image_ids: Sequence[str]) -> None: ...
 
 
 class CallbackSender(Protocol):

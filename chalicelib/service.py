@@ -19,11 +19,14 @@ from chalicelib.config import Limits
 from chalicelib.errors import (
     Conflict,
     DuplicateImage,
+    DuplicateImageId,
+    ImageIdTaken,
     ImageLabellerError,
     ImageNotFound,
     ImageTooLarge,
     InvalidRequest,
     LabellerUnavailable,
+    StorageFull,
     StoredImageMissing,
 )
 from chalicelib.models import (
@@ -36,8 +39,17 @@ from chalicelib.models import (
     WebhookState,
     WebhookStatus,
     utc_now,
+    without_secrets,
 )
-from chalicelib.ports import CallbackSender, Fetcher, ImageStore, Labeller, LabelTable, Metrics
+from chalicelib.ports import (
+    CallbackSender,
+    Fetcher,
+    ImageStore,
+    Labeller,
+    LabelTable,
+    Metrics,
+    Notifier,
+)
 from chalicelib.views import record_body
 
 log = logging.getLogger(__name__)
@@ -49,6 +61,10 @@ MAX_BATCH_URLS = 10
 UPLOAD_SECONDS = 900
 # Tries of a submit whose bytes' first record is deleted while the submit looks for it.
 ACCEPT_ATTEMPTS = 3
+DAMAGED_IMAGE = (
+    "the stored image is damaged (its bytes no longer match their sha256); "
+    "submit the same image again to replace it"
+)
 
 
 @dataclass(frozen=True)
@@ -78,8 +94,16 @@ class LabelReport:
     retry: list[str] = field(default_factory=list)
     # Seconds from submit to CLASSIFIED, one per classified image.
     latencies: list[float] = field(default_factory=list)
-    # Images of this batch that were submitted with a callback URL.
+    # Images of this batch, finished now or before, whose callback is still to be sent.
     with_callback: set[str] = field(default_factory=set)
+
+
+class UploadConflict(Conflict):
+    """An upload URL used again, for bytes other than those registered under its id."""
+
+    def __init__(self, message: str, record: ImageRecord | None) -> None:
+        super().__init__(message)
+        self.record = record
 
 
 class LabellingRetryNeeded(Exception):
@@ -107,6 +131,7 @@ class ImageService:
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
         metrics: Metrics | None = None,
         callbacks: CallbackSender | None = None,
+        notifier: Notifier | None = None,
     ) -> None:
         self._store = store
         self._table = table
@@ -119,12 +144,13 @@ class ImageService:
         self._new_id = new_id
         self._metrics = metrics or _NoMetrics()
         self._callbacks = callbacks
+        self._notifier = notifier
 
     def submit_url(self, url: object, callback_url: object = None) -> Submission:
         url = _checked_url(url, "url")
         webhook = self._webhook(callback_url)
         data = self._fetcher.fetch(url)
-        return self._accept(data, source_url=url, webhook=webhook)
+        return self._accept(data, source_url=without_secrets(url), webhook=webhook)
 
     def submit_upload(self, data: bytes, callback_url: object = None) -> Submission:
         return self._accept(data, source_url=None, webhook=self._webhook(callback_url))
@@ -160,20 +186,36 @@ class ImageService:
             if asked:
                 log.info("labelled a batch", extra=_batch_keys(asked, report, started))
             self._publish_batch(report)
-            finished = report.classified + report.failed
-            self._deliver_callbacks([i for i in finished if i in report.with_callback])
+        self._queue_callbacks(report)
         return report
 
-    def _deliver_callbacks(self, finished_ids: list[str]) -> None:
-        """POST each finished record to its callback URL, once, and write down how it went.
-        Delivery problems never fail the batch: they are recorded on the image. Only images
-        submitted with a callback are read again (for their labels)."""
-        for image_id in finished_ids:
+    def _queue_callbacks(self, report: LabelReport) -> None:
+        """Hand the finished images' callbacks to the delivery queue: a slow receiver then
+        delays only its own delivery, never labelling. Images met again already finished
+        (a replayed batch) are queued again, in case the first queueing was lost."""
+        finished = set(report.classified + report.failed + report.skipped)
+        image_ids = sorted(report.with_callback & finished)
+        if not image_ids:
+            return
+        if self._notifier is None:
+            for image_id in image_ids:
+                self._record_undeliverable(image_id, "this deployment has no webhook queue")
+            return
+        self._notifier.notify(image_ids)
+
+    def deliver_callbacks(self, image_ids: Sequence[str]) -> None:
+        """POST each finished record to its callback URL and write down how it went; called
+        by the delivery queue's handler. Only callbacks still PENDING are sent, so a message
+        delivered twice sends once (unless two deliveries run at the very same time).
+        Delivery problems are recorded on the image, never raised."""
+        for image_id in dict.fromkeys(image_ids):
             record = self._table.get(image_id)
             if record is None or record.webhook is None:
                 continue
             if record.webhook.status is not WebhookStatus.PENDING:
                 continue
+            if record.status is Status.NOT_CLASSIFIED:
+                continue  # sent back to labelling since it was queued: it will be queued again
             self._table.record_delivery(image_id, self._delivered(record, record.webhook))
 
     def _delivered(self, record: ImageRecord, webhook: WebhookState) -> WebhookState:
@@ -196,6 +238,13 @@ class ImageService:
             last_attempt_at=delivery.last_attempt_at,
             last_error=delivery.last_error,
         )
+
+    def _record_undeliverable(self, image_id: str, reason: str) -> None:
+        record = self._table.get(image_id)
+        if record is None or record.webhook is None:
+            return
+        failed = replace(record.webhook, status=WebhookStatus.FAILED, last_error=reason)
+        self._table.record_delivery(image_id, failed)
 
     def _label_pending(self, image_ids: list[str], report: LabelReport) -> None:
         pending, images = self._pending_images(image_ids, report)
@@ -272,40 +321,71 @@ class ImageService:
         return UploadTicket(image_id=image_id, target=target, expires_at=expires_at)
 
     def register_upload(self, image_id: str) -> ImageRecord | None:
-        """The bytes a client PUT to its upload URL, checked and queued like any submitted
-        image under the ticket's id. Bytes we refuse make a FAILED record saying why (the
-        client can no longer be answered with a 4xx). Replays change nothing."""
-        known = self._table.get(image_id)
-        if known is not None:
-            self._store.delete(upload_key(image_id))
-            return known
+        """The bytes a client PUT to its upload URL (`uploads/<id>`, as S3 reports them),
+        registered by `receive_upload`; then the uploaded object is removed. A replayed or
+        late notification changes nothing; bytes that differ from the id's record are
+        dropped. None if nothing was uploaded under the id."""
         try:
             data = self._store.get(upload_key(image_id))
         except StoredImageMissing:
-            return None
+            return self._table.get(image_id)
+        record: ImageRecord | None
         try:
-            record = self._store_new(data, source_url=None, image_id=image_id, unique_bytes=False)
-        except ImageLabellerError as error:
-            record = self._refused_upload(image_id, data, error)
-            self._table.insert(record, unique_bytes=False)
-            log.warning(
-                "upload refused",
-                extra={
-                    "image_id": image_id,
-                    "status": record.status.value,
-                    "size_bytes": len(data),
-                    "error": record.error,
-                },
-            )
+            record = self.receive_upload(image_id, data).record
+        except UploadConflict as conflict:
+            log.warning("upload dropped", extra={"image_id": image_id, "error": conflict.message})
+            record = conflict.record
         self._store.delete(upload_key(image_id))
         return record
+
+    def receive_upload(self, image_id: str, data: bytes) -> Submission:
+        """The bytes of a direct upload, checked and queued like any submitted image under
+        the ticket's id. Bytes we refuse make a FAILED record saying why (on AWS the client
+        can no longer be answered with a 4xx).
+
+        The same URL used again (a client retrying a timed-out PUT, at once or later) gets
+        the first record if its bytes are the same, and UploadConflict if they differ."""
+        digest = _digest(data)
+        for _ in range(ACCEPT_ATTEMPTS):
+            known = self._table.get(image_id)
+            if known is not None:
+                return _same_upload(known, digest)
+            try:
+                record = self._store_new(
+                    data, source_url=None, image_id=image_id, sha256=digest, unique_bytes=False
+                )
+            except ImageIdTaken:
+                raise UploadConflict(
+                    "another upload to this URL, of other bytes, came first", None
+                ) from None
+            except DuplicateImageId:
+                continue  # the other upload's record is there now: answer from it
+            except StorageFull:
+                raise
+            except ImageLabellerError as error:
+                record = self._refused_upload(image_id, data, error)
+                try:
+                    self._table.insert(record, unique_bytes=False)
+                except DuplicateImageId:
+                    continue
+                log.warning(
+                    "upload refused",
+                    extra={
+                        "image_id": image_id,
+                        "status": record.status.value,
+                        "size_bytes": len(data),
+                        "error": record.error,
+                    },
+                )
+            return Submission(record, created=True)
+        raise Conflict("the upload changed while it was being registered; try again")
 
     def _refused_upload(self, image_id: str, data: bytes, error: ImageLabellerError) -> ImageRecord:
         now = self._clock()
         return ImageRecord(
             image_id=image_id,
             status=Status.FAILED,
-            image=ImageInfo("unknown", 0, 0, len(data), hashlib.sha256(data).hexdigest()),
+            image=ImageInfo("unknown", 0, 0, len(data), _digest(data)),
             submitted_at=now,
             error=f"the upload was refused ({error.code}): {error.message}",
             labelled_at=now,
@@ -320,11 +400,11 @@ class ImageService:
         claims). Two submits of the same new bytes at once both miss it and both store the
         image; the table lets one record claim the bytes, and the other submit removes its
         image and answers as a resubmit."""
-        digest = hashlib.sha256(data).hexdigest()
+        digest = _digest(data)
         for _ in range(ACCEPT_ATTEMPTS):
             known = self._table.find_by_sha256(digest)
             if known is not None:
-                return self._resubmitted(known)
+                return self._resubmitted(known, data)
             try:
                 record = self._store_new(data, source_url, self._new_id(), webhook, digest)
             except DuplicateImage as duplicate:
@@ -335,7 +415,7 @@ class ImageService:
                     "same bytes submitted at once",
                     extra={"image_id": first.image_id, "sha256": digest},
                 )
-                return self._resubmitted(first)
+                return self._resubmitted(first, data)
             return Submission(record, created=True)
         raise Conflict("the image was deleted while it was being submitted again; try again")
 
@@ -361,14 +441,20 @@ class ImageService:
             source_url=source_url,
             webhook=webhook,
         )
-        # Image first, record second: a record never points at a missing image. The image
-        # has its own id, so removing it never touches another record's (DuplicateImage).
-        self._store.put(record.image_id, data, imaging.media_type(info.format))
+        # Image first, record second: a record never points at a missing image.
+        created = self._store_image(record, data)
         try:
             self._table.insert(record, unique_bytes=unique_bytes)
+        except DuplicateImageId:
+            raise  # the id's record may be using the stored image: it is not ours to remove
         except BaseException:
-            self._store.delete(record.image_id)
+            if created:
+                self._store.delete(record.image_id)
             raise
+        if not created:
+            # Stored by another registration of the same upload, which may yet fail and
+            # remove it: this record's image must stay.
+            self._ensure_stored(record, data)
         log.info(
             "image accepted",
             extra={
@@ -385,9 +471,43 @@ class ImageService:
         self._metrics.publish()
         return record
 
-    def _resubmitted(self, known: ImageRecord) -> Submission:
-        """The same bytes again: the first submission's answer, labelled once. A FAILED one
-        is given another chance, since its failure may have been the model's."""
+    def _store_image(self, record: ImageRecord, data: bytes) -> bool:
+        """Store the image under its id unless something is stored there; True if this call
+        stored it. The same bytes stored already (a concurrent registration of one upload)
+        are used as they are; other bytes raise ImageIdTaken. Nothing stored by another
+        call is ever replaced or removed here."""
+        media = imaging.media_type(record.image.format)
+        for _ in range(ACCEPT_ATTEMPTS):
+            if self._store.put_new(record.image_id, data, media):
+                return True
+            try:
+                stored = self._store.get(record.image_id)
+            except StoredImageMissing:
+                continue  # removed since: store ours
+            if _digest(stored) == record.image.sha256:
+                return False
+            raise ImageIdTaken(record.image_id)
+        raise Conflict("the image was stored and removed again meanwhile; try again")
+
+    def _ensure_stored(self, record: ImageRecord, data: bytes) -> None:
+        """Make the stored image of `record` be `data` (bytes of its digest): a missing or
+        damaged stored file is replaced with them."""
+        try:
+            if _digest(self._store.get(record.image_id)) == record.image.sha256:
+                return
+            problem = "damaged"
+        except StoredImageMissing:
+            problem = "missing"
+        self._store.put(record.image_id, data, imaging.media_type(record.image.format))
+        log.warning(
+            "stored image replaced", extra={"image_id": record.image_id, "problem": problem}
+        )
+
+    def _resubmitted(self, known: ImageRecord, data: bytes) -> Submission:
+        """The same bytes again: the first submission's answer, labelled once. Its stored
+        image is checked, and a damaged one replaced with these bytes. A FAILED one is given
+        another chance, since its failure may have been the model's or the damage's."""
+        self._ensure_stored(known, data)
         if known.status is Status.FAILED:
             reopened = self._table.reopen(known.image_id)
             if reopened is not None:
@@ -421,16 +541,20 @@ class ImageService:
         images: list[bytes] = []
         for image_id in image_ids:
             record = self._table.get(image_id)
+            if record is not None and _callback_pending(record):
+                report.with_callback.add(image_id)
             if record is None or record.status is not Status.NOT_CLASSIFIED:
                 report.skipped.append(image_id)
                 continue
-            if record.webhook is not None:
-                report.with_callback.add(image_id)
             try:
-                images.append(self._store.get(image_id))
+                data = self._store.get(image_id)
             except StoredImageMissing:
                 self._finish(record, LabelOutcome(error="the stored image is missing"), report)
                 continue
+            if _digest(data) != record.image.sha256:
+                self._finish(record, LabelOutcome(error=DAMAGED_IMAGE), report)
+                continue
+            images.append(data)
             pending.append(record)
         return pending, images
 
@@ -507,6 +631,21 @@ def _checked_url(url: object, name: str) -> str:
     if len(url) > MAX_URL_LENGTH:
         raise InvalidRequest(f"`{name}` is longer than {MAX_URL_LENGTH} characters")
     return url.strip()
+
+
+def _digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _callback_pending(record: ImageRecord) -> bool:
+    return record.webhook is not None and record.webhook.status is WebhookStatus.PENDING
+
+
+def _same_upload(known: ImageRecord, digest: str) -> Submission:
+    """The answer to an upload URL used again: its record, if the bytes are the same."""
+    if known.image.sha256 != digest:
+        raise UploadConflict("this upload URL was used already, for other bytes", known)
+    return Submission(known, created=False)
 
 
 def upload_key(image_id: str) -> str:

@@ -9,6 +9,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
+from chalicelib.sqs_events import sqs_record
+
 UPLOAD_PREFIX = "uploads/"
 
 
@@ -16,9 +18,9 @@ def uploaded_image_ids(sqs_records: Iterable[Mapping[str, Any]]) -> list[str]:
     """Image ids of the objects created under uploads/, from SQS records whose bodies are
     S3 notifications; S3's test events and anything else are ignored."""
     ids = []
-    for sqs_record in sqs_records:
+    for message in sqs_records:
         try:
-            notification = json.loads(sqs_record.get("body") or "{}")
+            notification = json.loads(message.get("body") or "{}")
         except ValueError:
             continue
         for s3_record in notification.get("Records", []) if isinstance(notification, dict) else []:
@@ -42,16 +44,5 @@ def sqs_event_for_upload(bucket: str, key: str, size: int) -> dict[str, Any]:
             }
         ]
     }
-    return {
-        "Records": [
-            {
-                "messageId": key,
-                "receiptHandle": f"local-{key}",
-                "body": json.dumps(notification),
-                "eventSource": "aws:sqs",
-                "eventSourceARN": "arn:aws:sqs:local:000000000000:imagelabeller-uploads",
-                "attributes": {},
-                "messageAttributes": {},
-            }
-        ]
-    }
+    queue_arn = "arn:aws:sqs:local:000000000000:imagelabeller-uploads"
+    return {"Records": [sqs_record(key, json.dumps(notification), queue_arn)]}

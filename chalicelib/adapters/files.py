@@ -6,6 +6,7 @@ expiry time and an HMAC-SHA256 over both, with a secret kept in the folder.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import hmac
 import os
@@ -13,15 +14,19 @@ import re
 import secrets
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
-from chalicelib.errors import StoredImageMissing
+from chalicelib.errors import StorageFull, StoredImageMissing
 from chalicelib.models import UploadTarget
 
 _SAFE_KEY = re.compile(r"^(uploads/)?[A-Za-z0-9_-]{1,128}$")
 UPLOAD_PATH = "/uploads/"
 SECRET_FILE = ".upload-secret"
+# What a write to a full disk (or an exhausted quota) fails with.
+NO_SPACE_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
 
 
 class FolderImageStore:
@@ -31,16 +36,37 @@ class FolderImageStore:
 
     def put(self, image_id: str, data: bytes, content_type: str) -> None:
         path = self._path(image_id)
-        descriptor, temporary = tempfile.mkstemp(dir=self._folder, prefix=".incoming-")
+        with self._written(data) as temporary:
+            os.replace(temporary, path)
+
+    def put_new(self, image_id: str, data: bytes, content_type: str) -> bool:
+        path = self._path(image_id)
+        with self._written(data) as temporary:
+            try:
+                os.link(temporary, path)  # fails if the name exists, unlike a rename
+            except FileExistsError:
+                return False
+        return True
+
+    @contextmanager
+    def _written(self, data: bytes) -> Iterator[Path]:
+        """A temporary file of the folder holding `data` on disk, removed afterwards unless
+        it was renamed away."""
+        try:
+            descriptor, name = tempfile.mkstemp(dir=self._folder, prefix=".incoming-")
+        except OSError as error:
+            raise _storage_error(error) from error
+        temporary = Path(name)
         try:
             with os.fdopen(descriptor, "wb") as handle:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
-            os.replace(temporary, path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+            yield temporary
+        except OSError as error:
+            raise _storage_error(error) from error
+        finally:
+            temporary.unlink(missing_ok=True)
 
     def upload_target(self, key: str, content_type: str, expires_in: int) -> UploadTarget:
         self._path(key)  # refuses keys that are not ours
@@ -88,3 +114,9 @@ class FolderImageStore:
         path = self._folder / key
         path.parent.mkdir(exist_ok=True)
         return path
+
+
+def _storage_error(error: OSError) -> OSError | StorageFull:
+    if error.errno in NO_SPACE_ERRNOS:
+        return StorageFull("the image store is full; try again later")
+    return error

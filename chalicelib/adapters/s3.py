@@ -10,6 +10,8 @@ from chalicelib.errors import StoredImageMissing
 from chalicelib.models import UploadTarget
 
 MISSING_CODES = ("NoSuchKey", "404", "NotFound")
+# A conditional put (If-None-Match: *) that found the key taken, or met a concurrent put.
+EXISTS_CODES = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 
 
 class S3ImageStore:
@@ -21,6 +23,21 @@ class S3ImageStore:
         self._client.put_object(
             Bucket=self._bucket, Key=image_id, Body=data, ContentType=content_type
         )
+
+    def put_new(self, image_id: str, data: bytes, content_type: str) -> bool:
+        try:
+            self._client.put_object(
+                Bucket=self._bucket,
+                Key=image_id,
+                Body=data,
+                ContentType=content_type,
+                IfNoneMatch="*",
+            )
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) in EXISTS_CODES:
+                return False
+            raise
+        return True
 
     def get(self, image_id: str) -> bytes:
         try:

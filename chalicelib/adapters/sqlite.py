@@ -20,7 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import DuplicateImage, DuplicateImageId, InvalidPageToken
+from chalicelib.errors import DuplicateImage, DuplicateImageId, InvalidPageToken, StorageFull
 from chalicelib.items import (
     Item,
     classified_changes,
@@ -84,14 +84,17 @@ class SqliteDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
+        """One write transaction; StorageFull if the disk has no room for it (nothing is
+        written then)."""
+        with self._lock, _full_disk_is_storage_full():
             self._connection.execute("BEGIN IMMEDIATE")
             try:
                 yield self._connection
+                self._connection.execute("COMMIT")
             except BaseException:
-                self._connection.execute("ROLLBACK")
+                if self._connection.in_transaction:
+                    self._connection.execute("ROLLBACK")
                 raise
-            self._connection.execute("COMMIT")
         self._committed.set()
 
     def wait_for_commit(self, timeout: float) -> None:
@@ -279,6 +282,16 @@ def _page_position(token: str) -> tuple[float, str]:
         return float(score), str(image_id)
     except (ValueError, TypeError, UnicodeError):
         raise InvalidPageToken("`next_token` is not a token this service made") from None
+
+
+@contextmanager
+def _full_disk_is_storage_full() -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        if error.sqlite_errorcode == sqlite3.SQLITE_FULL:
+            raise StorageFull("the record store is full; try again later") from error
+        raise
 
 
 def _digest_owner(connection: sqlite3.Connection, sha256: str) -> str | None:

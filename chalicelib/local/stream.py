@@ -138,17 +138,3 @@ class LocalStreamPoller:
                 continue
             if delivered < self._batch_size and not self._stop.is_set():
                 self._wait_for_changes(self._poll_seconds)
-
-
-_running: LocalStreamPoller | None = None
-_start_lock = threading.Lock()
-
-
-def start_once(factory: Callable[[], LocalStreamPoller]) -> LocalStreamPoller:
-    """Start the process's one poller (app.py may be imported more than once)."""
-    global _running
-    with _start_lock:
-        if _running is None:
-            _running = factory()
-            _running.start()
-        return _running

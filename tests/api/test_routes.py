@@ -15,6 +15,7 @@ from chalice.test import Client
 from app import app
 from chalicelib.adapters.sqlite import SqliteChangeLog
 from chalicelib.bootstrap import components
+from chalicelib.local.queue import LocalQueuePoller
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from chalicelib.webhooks import SIGNATURE_HEADER, verify
 from tests.support import (
@@ -59,6 +60,21 @@ def deliver_stream(client: Client) -> None:
         poll_seconds=0.01,
     )
     while stream.deliver_pending():
+        pass
+
+
+def deliver_callbacks(client: Client) -> None:
+    """Hand every queued callback to the delivery handler, as SQS's event source would."""
+    queue = components().local_callback_queue
+    assert queue is not None
+    poller = LocalQueuePoller(
+        queue,
+        lambda event, context: client.lambda_.invoke("deliver_callbacks", event),
+        workers=1,
+        visibility_seconds=60,
+        poll_seconds=0.01,
+    )
+    while poller.deliver_one():
         pass
 
 
@@ -437,6 +453,8 @@ def test_callback_gets_the_finished_record_signed(client: Client) -> None:
         image_id = body(response)["image_id"]
         assert body(response)["webhook"]["status"] == "PENDING"
         deliver_stream(client)
+        assert receiver.requests == []  # labelling only queues the callback
+        deliver_callbacks(client)
     [request] = receiver.requests
     assert (request.method, request.path) == ("POST", "/hooks/labels")
     sent = json.loads(request.body)
@@ -456,6 +474,7 @@ def test_a_callback_that_keeps_failing_is_recorded_failed(client: Client) -> Non
             payload["url"] = photos.serve("/cat.png", photo_png("chelsea"))
             image_id = body(submit_json(client, payload))["image_id"]
         deliver_stream(client)
+        deliver_callbacks(client)
     record = body(client.http.get(f"/images/{image_id}"))
     assert record["status"] == "CLASSIFIED"  # the labels are there all the same
     webhook = record["webhook"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import uuid
@@ -25,7 +26,7 @@ from chalicelib.errors import (
     NotAnImage,
     StoredImageMissing,
 )
-from chalicelib.models import ImageRecord, LabelOutcome, Status
+from chalicelib.models import ImageInfo, ImageRecord, LabelOutcome, Status, utc_now
 from chalicelib.ports import Labeller
 from chalicelib.service import ImageService, LabellingRetryNeeded
 from tests.support import photo_jpeg, photo_png, solid_image
@@ -67,6 +68,9 @@ class OutageLabeller:
 
 class BrokenStore(FolderImageStore):
     def put(self, image_id: str, data: bytes, content_type: str) -> None:
+        raise OSError("disk full")
+
+    def put_new(self, image_id: str, data: bytes, content_type: str) -> bool:
         raise OSError("disk full")
 
 
@@ -160,11 +164,15 @@ def test_replayed_batch_changes_nothing(service: ImageService) -> None:
 
 
 def test_undecodable_image_fails_alone_and_the_rest_of_its_batch_is_labelled(
-    service: ImageService, folder_store: FolderImageStore
+    service: ImageService, folder_store: FolderImageStore, sqlite_table: SqliteLabelTable
 ) -> None:
     good = service.submit_upload(photo_png("coffee")).record
-    bad = service.submit_upload(photo_png("chelsea")).record
-    folder_store.put(bad.image_id, photo_jpeg("chelsea")[:4000], "image/jpeg")  # damaged later
+    truncated = photo_jpeg("chelsea")[:4000]
+    # A record of bytes that never decode (as one accepted before a stricter check was).
+    info = ImageInfo("JPEG", 451, 300, len(truncated), hashlib.sha256(truncated).hexdigest())
+    bad = ImageRecord(str(uuid.uuid4()), Status.NOT_CLASSIFIED, info, utc_now())
+    folder_store.put(bad.image_id, truncated, "image/jpeg")
+    sqlite_table.insert(bad)
     report = service.label_images([bad.image_id, good.image_id])
     assert (report.failed, report.classified) == ([bad.image_id], [good.image_id])
     failed = service.get(bad.image_id)
