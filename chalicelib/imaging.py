@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
@@ -171,14 +172,47 @@ def _open_accepted(data: bytes, max_pixels: int) -> Image.Image:
 
 
 def _unaccepted(data: bytes) -> Exception:
-    """Tell an image format we do not accept apart from bytes that are no image at all."""
+    """Tell an image format we do not accept apart from bytes that are no image at all,
+    by the signature only: no decoder but those of the accepted formats sees the bytes."""
     accepted = ", ".join(ACCEPTED_FORMATS)
-    try:
-        with Image.open(io.BytesIO(data)) as other:
-            found = other.format
-    except Exception:  # any failure here means Pillow knows no such image
+    found = _refused_format(data)
+    if found is None:
         return NotAnImage(f"the body is not an image (accepted formats: {accepted})")
     return UnsupportedImageFormat(f"{found} images are not accepted (accepted: {accepted})")
+
+
+# Well-known image formats we refuse, by their leading bytes. TGA has no signature.
+_REFUSED_SIGNATURES = tuple(
+    (name, re.compile(pattern, re.DOTALL))
+    for name, pattern in (
+        ("HEIC", rb"....ftyp(?:heic|heix|hevc|hevx|heim|heis)"),
+        ("HEIF", rb"....ftyp(?:mif1|msf1)"),
+        ("PSD", rb"8BPS"),
+        ("PDF", rb"%PDF-"),
+        ("EPS", rb"%!PS|\xc5\xd0\xd3\xc6"),  # PostScript text, or the DOS EPS header
+        ("ICO", rb"\x00\x00\x01\x00"),
+        ("ICNS", rb"icns"),
+        ("JPEG 2000", rb"\x00\x00\x00\x0cjP  \r\n\x87\n|\xff\x4f\xff\x51"),
+        ("JPEG XL", rb"\x00\x00\x00\x0cJXL \r\n\x87\n|\xff\x0a"),
+        ("QOI", rb"qoif"),
+        ("DDS", rb"DDS "),
+        ("PPM", rb"P[1-7]\s"),  # the Netpbm family: PBM, PGM, PPM, PAM
+        ("PCX", rb"\x0a[\x00\x02-\x05]\x01[\x01\x02\x04\x08]"),
+    )
+)
+_SVG_HEAD_BYTES = 4096
+
+
+def _refused_format(data: bytes) -> str | None:
+    """The name of the well-known image format we do not accept that `data` starts as."""
+    head = data[:16]
+    for name, signature in _REFUSED_SIGNATURES:
+        if signature.match(head):
+            return name
+    text = data[:_SVG_HEAD_BYTES].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"<svg") or (text.startswith((b"<?xml", b"<!")) and b"<svg" in text):
+        return "SVG"
+    return None
 
 
 def _load(image: Image.Image) -> None:

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 import io
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageFile
 
 from chalicelib import imaging
 from chalicelib.errors import ImageTooLarge, NotAnImage, UnsupportedImageFormat
@@ -26,18 +27,125 @@ def test_inspect_describes_size_and_hash() -> None:
     assert len(info.sha256) == 64
 
 
-@pytest.mark.parametrize("format_name", ["PPM", "TGA", "ICO", "PCX"])
-def test_image_formats_we_do_not_accept_are_named(format_name: str) -> None:
-    with pytest.raises(UnsupportedImageFormat, match="not accepted"):
+@pytest.mark.parametrize(
+    ("format_name", "named"),
+    [
+        ("PPM", "PPM"),
+        ("ICO", "ICO"),
+        ("PCX", "PCX"),
+        ("PDF", "PDF"),
+        ("EPS", "EPS"),
+        ("ICNS", "ICNS"),
+        ("JPEG2000", "JPEG 2000"),
+        ("DDS", "DDS"),
+        ("QOI", "QOI"),
+    ],
+)
+def test_image_formats_we_do_not_accept_are_named(format_name: str, named: str) -> None:
+    with pytest.raises(UnsupportedImageFormat, match=f"^{named} images are not accepted"):
         imaging.inspect_image(solid_image(format_name, (32, 32)), LIMIT)
 
 
 @pytest.mark.parametrize(
-    "data", [b"", b"hello world", b"\x00" * 1000, b"<svg xmlns='http://www.w3.org/2000/svg'/>"]
+    ("data", "named"),
+    [
+        (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic" + bytes(64), "HEIC"),
+        (b"\x00\x00\x00\x18ftypheix\x00\x00\x00\x00mif1heix" + bytes(64), "HEIC"),
+        (b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic" + bytes(64), "HEIF"),
+        (b"8BPS\x00\x01" + bytes(64), "PSD"),
+        (b"\xc5\xd0\xd3\xc6" + bytes(64), "EPS"),
+        (b"\xff\x0a" + bytes(64), "JPEG XL"),
+        (b"<svg xmlns='http://www.w3.org/2000/svg'/>", "SVG"),
+        (b"\xef\xbb\xbf\n <?xml version='1.0'?>\n<svg xmlns='http://www.w3.org/2000/svg'/>", "SVG"),
+    ],
+    ids=["heic", "heix", "heif", "psd", "dos-eps", "jpeg-xl", "svg", "svg-in-xml"],
+)
+def test_formats_we_do_not_accept_are_named_from_their_signature(data: bytes, named: str) -> None:
+    with pytest.raises(UnsupportedImageFormat, match=f"^{named} images are not accepted"):
+        imaging.inspect_image(data, LIMIT)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"",
+        b"hello world",
+        b"\x00" * 1000,
+        b"<?xml version='1.0'?><feed/>",
+        b"\x00\x00\x00\x18ftypmp42" * 20,  # a video
+        solid_image("TGA", (32, 32)),  # an image, but TGA has no signature to name it by
+    ],
+    ids=["empty", "text", "zeros", "xml", "video", "tga"],
 )
 def test_bytes_that_are_no_image_are_refused(data: bytes) -> None:
     with pytest.raises(NotAnImage):
         imaging.inspect_image(data, LIMIT)
+
+
+class SpyImageFile(ImageFile.ImageFile):
+    """A format that would take any bytes: records every header Pillow offers it."""
+
+    format = "SPY"
+    offered: ClassVar[list[bytes]] = []
+
+    @staticmethod
+    def accept(prefix: bytes) -> bool:
+        SpyImageFile.offered.append(prefix)
+        return False
+
+    def _open(self) -> None:  # never called: accept refuses
+        raise SyntaxError("not a spy image")
+
+
+@pytest.fixture
+def spy_format(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """The spy format, registered first in line: the headers Pillow offers it."""
+    Image.init()
+    monkeypatch.setattr(SpyImageFile, "offered", [])
+    monkeypatch.setitem(Image.OPEN, "SPY", (SpyImageFile, SpyImageFile.accept))
+    monkeypatch.setattr(Image, "ID", ["SPY", *Image.ID])
+    return SpyImageFile.offered
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"hello world",
+        solid_image("ICO", (32, 32)),
+        solid_image("TGA", (32, 32)),
+        b"8BPS\x00\x01" + bytes(64),
+        photo_jpeg("coffee")[:100],
+    ],
+    ids=["text", "ico", "tga", "psd", "truncated-jpeg"],
+)
+def test_refused_bytes_reach_no_decoder_of_a_format_we_do_not_accept(
+    spy_format: list[bytes], data: bytes
+) -> None:
+    with pytest.raises((NotAnImage, UnsupportedImageFormat)):
+        imaging.inspect_image(data, LIMIT)
+    assert spy_format == []
+
+
+def test_only_the_accepted_formats_decoders_are_asked_to_open_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    accepted = (photo_png("coffee"), photo_jpeg("coffee"))
+    refused = (b"hello world", solid_image("PPM"), solid_image("TGA"))
+    asked: list[object] = []
+    real_open = Image.open
+
+    def open_spy(fp: Any, mode: Literal["r"] = "r", formats: Any = None) -> Image.Image:
+        asked.append(formats)
+        return real_open(fp, mode, formats)
+
+    monkeypatch.setattr(Image, "open", open_spy)
+    for data in accepted:
+        imaging.inspect_image(data, LIMIT)
+        imaging.decode_rgb(data, LIMIT)
+    for data in refused:
+        with pytest.raises((NotAnImage, UnsupportedImageFormat)):
+            imaging.inspect_image(data, LIMIT)
+    assert asked and all(formats == imaging.ACCEPTED_FORMATS for formats in asked)
 
 
 @pytest.mark.parametrize("make", [photo_jpeg, photo_png])
