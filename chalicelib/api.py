@@ -30,6 +30,7 @@ STATUS_BY_CODE = {
     "unsupported_image_format": 415,
     "unsupported_media_type": 415,
     "fetch_failed": 422,
+    "insufficient_storage": 507,
 }
 # Raw uploads API Gateway must pass through as bytes (it base64-encodes these types).
 IMAGE_MEDIA_TYPES = [

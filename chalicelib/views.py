@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.models import ImageRecord, Label, Status
+from chalicelib.models import ImageRecord, Label, Status, without_secrets
 
 DEFAULT_TOP_K = 5
 
@@ -31,7 +31,7 @@ def record_body(record: ImageRecord, view: LabelView = LabelView()) -> dict[str,
         "model": record.model,
         "submitted_at": record.submitted_at.isoformat(),
         "labelled_at": record.labelled_at.isoformat() if record.labelled_at else None,
-        "source_url": record.source_url,
+        "source_url": without_secrets(record.source_url) if record.source_url else None,
         "image": {
             "format": record.image.format,
             "width": record.image.width,
@@ -45,7 +45,7 @@ def record_body(record: ImageRecord, view: LabelView = LabelView()) -> dict[str,
     if record.webhook is not None:
         webhook = record.webhook
         body["webhook"] = {
-            "url": webhook.url,
+            "url": without_secrets(webhook.url),
             "status": webhook.status.value,
             "attempts": webhook.attempts,
             "last_attempt_at": (

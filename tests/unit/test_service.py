@@ -453,3 +453,58 @@ def test_labelling_reads_a_record_once_when_it_has_no_callback(
     table.reads = 0
     assert sorted(service.label_images(ids).classified) == sorted(ids)
     assert table.reads == len(ids)
+
+
+def test_a_damaged_stored_image_fails_and_resubmitting_its_bytes_repairs_it(
+    service: ImageService, folder_store: FolderImageStore
+) -> None:
+    data = photo_png("coffee")
+    record = service.submit_upload(data).record
+    folder_store.put(record.image_id, data[: len(data) // 2], "image/png")  # damaged on disk
+    service.label_images([record.image_id])
+    failed = service.get(record.image_id)
+    assert failed.status is Status.FAILED
+    assert failed.error is not None and "damaged" in failed.error
+
+    again = service.submit_upload(data)
+    assert again.created and again.record.image_id == record.image_id
+    assert folder_store.get(record.image_id) == data  # the good bytes are back
+    service.label_images([record.image_id])
+    assert service.get(record.image_id).status is Status.CLASSIFIED
+
+
+def test_resubmitting_classified_bytes_replaces_a_missing_stored_image(
+    service: ImageService, folder_store: FolderImageStore
+) -> None:
+    data = photo_png("coffee")
+    record = service.submit_upload(data).record
+    service.label_images([record.image_id])
+    folder_store.delete(record.image_id)
+    again = service.submit_upload(data)
+    assert not again.created and again.record.status is Status.CLASSIFIED
+    assert folder_store.get(record.image_id) == data
+
+
+@pytest.mark.parametrize(
+    ("submitted", "kept"),
+    [
+        (
+            "https://user:secret@photos.example/coffee.png?X-Amz-Signature=abc&key=k#top",
+            "https://photos.example/coffee.png",
+        ),
+        ("https://photos.example:8443/coffee.png?", "https://photos.example:8443/coffee.png"),
+    ],
+)
+def test_the_record_keeps_the_source_url_without_its_credentials(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    onnx_labeller: OnnxLabeller,
+    submitted: str,
+    kept: str,
+) -> None:
+    service = make_service(
+        folder_store, sqlite_table, onnx_labeller, {submitted: photo_png("coffee")}
+    )
+    record = service.submit_url(submitted).record
+    assert record.source_url == kept
+    assert service.get(record.image_id).source_url == kept
