@@ -24,8 +24,11 @@ class ChaliceLocal:
         log_path: Path,
         stage: str = "local",
         environment: dict[str, str] | None = None,
+        command_prefix: list[str] | None = None,
         **settings: str,
     ) -> None:
+        """`command_prefix` runs the server under another command (which must exec it, so
+        that the pid is the server's), e.g. in a mount namespace of its own."""
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
         self._data_dir = data_dir
@@ -33,6 +36,7 @@ class ChaliceLocal:
         self._stage = stage
         self._environment = environment or {}
         self._settings = settings
+        self._command_prefix = command_prefix or []
         self._process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 60) -> ChaliceLocal:
@@ -40,7 +44,10 @@ class ChaliceLocal:
         env.update(
             {f"IMAGELABELLER_{name.upper()}": value for name, value in self._settings.items()}
         )
-        command = [str(CHALICE), "local", "--stage", self._stage, "--port", str(self.port)]
+        command = [
+            *self._command_prefix,
+            *(str(CHALICE), "local", "--stage", self._stage, "--port", str(self.port)),
+        ]
         with open(self._log_path, "ab") as log:
             self._process = subprocess.Popen(
                 [*command, "--no-autoreload"], cwd=ROOT, env=env, stdout=log, stderr=log
@@ -65,6 +72,10 @@ class ChaliceLocal:
         except subprocess.TimeoutExpired:
             self._process.kill()
             self._process.wait()
+
+    @property
+    def data_dir(self) -> Path:
+        return self._data_dir
 
     @property
     def pid(self) -> int:
