@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 
-from chalicelib import config
+from chalicelib import api, config
 from chalicelib.config import PLACEHOLDER_STREAM_ARN, Limits, Settings, model_file
 from deploy.package_models import (
     ModelNotPackaged,
@@ -258,6 +258,35 @@ def test_rest_api_sends_every_route_to_the_api_handler(
             assert handler_arn in uri, f"{method.upper()} {path} goes to {uri}"
     assert {"image/jpeg", "image/png"} <= set(swagger["x-amazon-apigateway-binary-media-types"])
     assert packaged.resource(API_FUNCTION)["Properties"]["Handler"] == "app.app"
+
+
+@by_stage
+def test_api_gateway_answers_its_own_errors_in_our_error_shape(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    """A path no route takes (MISSING_AUTHENTICATION_TOKEN) is our 404; every other error
+    API Gateway answers itself (throttling, a body over its limit, a Lambda that failed)
+    keeps its status and gets our body. SAM writes the API's GatewayResponses into its
+    OpenAPI body, so each deployment of the API carries them."""
+    responses = packages[stage.name].resource("RestAPI")["Properties"]["GatewayResponses"]
+    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in responses.values():
+        assert response["ResponseParameters"] == {"Headers": {"Content-Type": "'application/json'"}}
+    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    assert missing["StatusCode"] == "404"
+    assert json.loads(missing["ResponseTemplates"]["application/json"]) == api.error_body(
+        "not_found", "no such route"
+    )
+    for response_type, code in (
+        ("DEFAULT_4XX", "invalid_request"),
+        ("DEFAULT_5XX", "internal_error"),
+    ):
+        assert "StatusCode" not in responses[response_type], response_type
+        template = responses[response_type]["ResponseTemplates"]["application/json"]
+        # API Gateway substitutes the message as a JSON string, quotes included.
+        body = template.replace("$context.error.messageString", json.dumps('Too "Many" Requests'))
+        assert json.loads(body) == api.error_body(code, 'Too "Many" Requests'), response_type
+        assert code in {*api.STATUS_BY_CODE, *api.CHALICE_CODES.values()}
 
 
 @by_stage

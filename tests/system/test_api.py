@@ -132,3 +132,14 @@ def test_deeply_nested_json_is_a_bad_request_not_a_crash(target: Target) -> None
     assert response.status_code == 400, response.text
     assert response.json()["error"]["code"] == "invalid_request"
     assert requests.get(f"{base}/health", timeout=30).status_code == 200
+
+
+def test_a_path_no_route_takes_answers_404_in_our_error_shape(target: Target) -> None:
+    base = target.api.base_url
+    for response in (
+        requests.get(f"{base}/no-such-route", timeout=30),
+        requests.post(f"{base}/images/a/b/c", json={}, timeout=30),
+    ):
+        assert response.status_code == 404, response.text
+        assert response.headers["Content-Type"] == "application/json"
+        assert response.json()["error"]["code"] == "not_found"
