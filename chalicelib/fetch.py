@@ -6,6 +6,15 @@ non-public addresses, and connect to the address that was checked (no second loo
 DNS-rebinding attacker could answer differently); every redirect is checked again; connect
 and total time limits; a byte limit enforced while reading.
 
+The total time limit is a hard deadline, shared by every hop of a redirect chain: per-read
+socket timeouts alone let a server that sends one byte a second hold a request for ever, so
+each connection has a watchdog that shuts its socket down at the deadline, waking whatever
+read or write is blocked (TLS handshake, status line, headers or body). Name resolution is
+not covered: a getaddrinfo that hangs is bounded only by the system resolver's own timeouts.
+
+A refusal tells the caller only that the host is not public; which address a name resolved
+to is logged, not answered, so the service does not map an internal network for strangers.
+
 The same rules guard the webhook POST (`post_json`), which follows no redirect at all, and
 `check_url` applies the address rules to a callback URL without connecting.
 
@@ -17,19 +26,27 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import logging
 import socket
+import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from http.client import HTTPException
+from typing import Any
 from urllib.parse import urljoin
 
 import urllib3
 from urllib3 import HTTPHeaderDict
+from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError, LocationParseError
 from urllib3.util import Url, parse_url
+from urllib3.util.ssl_match_hostname import CertificateError
 
 from chalicelib.config import Limits
 from chalicelib.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
+
+log = logging.getLogger(__name__)
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -47,6 +64,8 @@ _IMAGE_REQUEST_HEADERS = {
     "Accept": "image/*",
     "Accept-Encoding": "identity",
 }
+# What connecting, sending and reading can raise once urllib3's pool is not there to wrap it.
+_CONNECTION_ERRORS = (HTTPError, HTTPException, OSError, CertificateError)
 
 
 def resolve_host(host: str, port: int) -> list[str]:
@@ -54,13 +73,18 @@ def resolve_host(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as exc:
-        raise FetchFailed(f"cannot resolve host {host!r}: {exc}") from None
+        log.warning("host not resolved", extra={"host": host, "error": str(exc)})
+        raise FetchFailed("cannot resolve the URL's host") from None
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
 def is_public_address(address: IPAddress) -> bool:
     """True only for globally routable unicast addresses."""
     if isinstance(address, ipaddress.IPv6Address):
+        # Deprecated site-local (fec0::/10) is still routed inside some networks, and
+        # ipaddress counts it as global.
+        if address.is_site_local:
+            return False
         embedded = _embedded_ipv4(address)
         if embedded is not None:
             return is_public_address(embedded)
@@ -106,6 +130,81 @@ _DOWNLOAD = _Wording(too_long="the download took too long", failed="could not do
 _POST = _Wording(too_long="the POST took too long", failed="could not POST to the URL")
 
 
+class _Watchdog:
+    """Shuts one connection's socket down at the deadline, which wakes any read or write
+    blocked on it (a per-read timeout never fires while a peer trickles bytes).
+
+    It keeps a duplicate of the TCP socket: wrapping a socket in TLS detaches the original
+    socket object, and a descriptor the connection has closed could already belong to
+    another connection. Shutting the duplicate down shuts the one TCP connection down,
+    whichever object reads from it; the duplicate is closed by `stop` and by nothing else.
+    One watchdog watches one connection, connected once.
+    """
+
+    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
+        self._deadline = deadline
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._socket: socket.socket | None = None
+        self._timer: threading.Timer | None = None
+        self._stopped = False
+        self.fired = False
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._socket = sock.dup()
+            delay = max(0.0, self._deadline - self._clock())
+            self._timer = threading.Timer(delay, self._fire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self) -> None:
+        with self._lock:
+            if self._stopped or self._socket is None:
+                return
+            self.fired = True
+            with contextlib.suppress(OSError):  # the peer may have closed it already
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        with self._lock:
+            self._stopped = True
+            if self._timer is not None:
+                self._timer.cancel()
+            if self._socket is not None:
+                self._socket.close()
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    """An HTTPConnection that hands its TCP socket to a watchdog as soon as it exists."""
+
+    def __init__(self, host: str, port: int, watchdog: _Watchdog, **options: Any) -> None:
+        super().__init__(host, port, **options)
+        self._watchdog = watchdog
+
+    def _new_conn(self) -> socket.socket:
+        sock = super()._new_conn()
+        try:
+            self._watchdog.watch(sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+
+class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
+    """The same for https, so that the deadline covers the TLS handshake too."""
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """A response whose status and headers have arrived, and the watchdog of its connection
+    (once it fired, an end of the body may be the shutdown's doing, not the server's)."""
+
+    response: urllib3.BaseHTTPResponse
+    watchdog: _Watchdog
+
+
 class GuardedFetcher:
     """Fetcher port: downloads one URL under the rules above."""
 
@@ -129,13 +228,12 @@ class GuardedFetcher:
         current = url
         for _hop in range(self._limits.fetch_max_redirects + 1):
             target = self._checked_target(current)
-            response = self._send(target, deadline, "GET", _IMAGE_REQUEST_HEADERS, None, _DOWNLOAD)
-            try:
-                location = self._redirect_location(response)
+            with self._sent(
+                target, deadline, "GET", _IMAGE_REQUEST_HEADERS, None, _DOWNLOAD
+            ) as answer:
+                location = self._redirect_location(answer.response)
                 if location is None:
-                    return self._read_body(response, deadline)
-            finally:
-                response.release_conn()
+                    return self._read_body(answer, deadline)
             current = urljoin(current, location)
         raise FetchFailed(f"more than {self._limits.fetch_max_redirects} redirects")
 
@@ -163,12 +261,9 @@ class GuardedFetcher:
         sent = HTTPHeaderDict({"User-Agent": USER_AGENT, "Accept-Encoding": "identity"})
         sent.update(headers)
         sent["Content-Type"] = "application/json"
-        response = self._send(target, deadline, "POST", sent, body, _POST)
-        try:
-            self._discard_answer(response, deadline)
-        finally:
-            response.close()
-        return response.status
+        with self._sent(target, deadline, "POST", sent, body, _POST) as answer:
+            self._discard_answer(answer.response, deadline)
+            return answer.response.status
 
     def _checked_target(self, url: str) -> _Target:
         try:
@@ -187,10 +282,15 @@ class GuardedFetcher:
             raise FetchFailed(f"host {host!r} has no address")
         for address in addresses:
             if not self._address_allowed(ipaddress.ip_address(address.split("%")[0])):
-                raise UrlNotAllowed(f"{host!r} resolves to a non-public address ({address})")
+                log.warning(
+                    "url refused",
+                    extra={"host": host, "address": address, "reason": "non-public address"},
+                )
+                raise UrlNotAllowed("the URL's host resolves to a non-public address")
         return _Target(url=parsed, host=host, port=port, address=addresses[0])
 
-    def _send(
+    @contextlib.contextmanager
+    def _sent(
         self,
         target: _Target,
         deadline: float,
@@ -198,30 +298,52 @@ class GuardedFetcher:
         headers: Mapping[str, str],
         body: bytes | None,
         wording: _Wording,
-    ) -> urllib3.BaseHTTPResponse:
-        """One request to the checked address; no redirect followed, no retry, body unread."""
+    ) -> Iterator[_Answer]:
+        """One request to the checked address, on a connection of its own whose watchdog
+        ends it at the deadline; no redirect followed, no retry, body unread. Everything
+        is closed when the block ends."""
         remaining = deadline - self._clock()
         if remaining <= 0:
-            raise FetchFailed(wording.too_long)
-        timeout = urllib3.Timeout(
-            connect=min(self._limits.fetch_connect_timeout, remaining), read=remaining
-        )
-        pool = _pool_for(target, timeout)
+            raise self._too_long(wording)
+        watchdog = _Watchdog(deadline, self._clock)
+        connect_timeout = min(self._limits.fetch_connect_timeout, remaining)
+        connection = _connection_for(target, watchdog, connect_timeout)
         sent = HTTPHeaderDict(headers)
         sent["Host"] = _host_header(target)
+        response: urllib3.BaseHTTPResponse | None = None
         try:
-            return pool.urlopen(
-                method,
-                target.url.request_uri,
-                body=body,
-                headers=sent,
-                redirect=False,
-                retries=False,
-                preload_content=False,
-                decode_content=False,
-            )
-        except HTTPError as exc:
-            raise FetchFailed(f"{wording.failed}: {_reason(exc)}") from None
+            try:
+                connection.connect()
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise self._too_long(wording)
+                # A backstop for reads; the watchdog is what holds the deadline.
+                connection.timeout = remaining
+                connection.request(
+                    method,
+                    target.url.request_uri,
+                    body=body,
+                    headers=sent,
+                    preload_content=False,
+                    decode_content=False,
+                )
+                response = connection.getresponse()
+            except _CONNECTION_ERRORS as exc:
+                if watchdog.fired or self._clock() >= deadline:
+                    raise self._too_long(wording) from None
+                raise FetchFailed(f"{wording.failed}: {_reason(exc)}") from None
+            if watchdog.fired:  # headers cut short by the shutdown can still parse
+                raise self._too_long(wording)
+            yield _Answer(response, watchdog)
+        finally:
+            watchdog.stop()
+            if response is not None:
+                response.close()
+            connection.close()
+
+    def _too_long(self, wording: _Wording) -> FetchFailed:
+        limit = self._limits.fetch_total_timeout
+        return FetchFailed(f"{wording.too_long} (timed out after {limit:g} s)")
 
     @staticmethod
     def _redirect_location(response: urllib3.BaseHTTPResponse) -> str | None:
@@ -234,7 +356,8 @@ class GuardedFetcher:
             raise FetchFailed(f"the server answered HTTP {response.status}")
         return None
 
-    def _read_body(self, response: urllib3.BaseHTTPResponse, deadline: float) -> bytes:
+    def _read_body(self, answer: _Answer, deadline: float) -> bytes:
+        response = answer.response
         limit = self._limits.max_image_bytes
         declared = response.headers.get("Content-Length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -246,9 +369,13 @@ class GuardedFetcher:
                 if len(body) > limit:
                     raise ImageTooLarge(f"the image is over the limit of {limit} bytes")
                 if self._clock() > deadline:
-                    raise FetchFailed(_DOWNLOAD.too_long)
+                    raise self._too_long(_DOWNLOAD)
         except HTTPError as exc:
+            if answer.watchdog.fired or self._clock() >= deadline:
+                raise self._too_long(_DOWNLOAD) from None
             raise FetchFailed(f"the download broke off: {_reason(exc)}") from None
+        if answer.watchdog.fired:  # the shutdown reads as the end of a body without a length
+            raise self._too_long(_DOWNLOAD)
         return bytes(body)
 
     def _discard_answer(self, response: urllib3.BaseHTTPResponse, deadline: float) -> None:
@@ -263,18 +390,21 @@ class GuardedFetcher:
                 received += len(chunk)
 
 
-def _pool_for(target: _Target, timeout: urllib3.Timeout) -> urllib3.HTTPConnectionPool:
+def _connection_for(
+    target: _Target, watchdog: _Watchdog, connect_timeout: float
+) -> _WatchedHTTPConnection:
+    """A connection to the checked address; for https, TLS still checks the host name."""
     if target.url.scheme == "https":
-        return urllib3.HTTPSConnectionPool(
+        return _WatchedHTTPSConnection(
             target.address,
             target.port,
-            timeout=timeout,
-            maxsize=1,
+            watchdog,
+            timeout=connect_timeout,
             cert_reqs="CERT_REQUIRED",
             server_hostname=target.host,
             assert_hostname=target.host,
         )
-    return urllib3.HTTPConnectionPool(target.address, target.port, timeout=timeout, maxsize=1)
+    return _WatchedHTTPConnection(target.address, target.port, watchdog, timeout=connect_timeout)
 
 
 def _host_header(target: _Target) -> str:

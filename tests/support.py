@@ -261,3 +261,60 @@ class PostReceiver:
         self._stopping.set()  # lets slow answers end now
         self._httpd.shutdown()
         self._httpd.server_close()
+
+
+class TricklingServer:
+    """A raw TCP server on 127.0.0.1 that answers every connection with `head` once the
+    client has sent something, then one `drip` byte every `interval` seconds for up to
+    `max_seconds`: a peer that no per-read timeout ever catches. Its threads end and its
+    sockets close when the `with` block ends."""
+
+    def __init__(
+        self, head: bytes, interval: float = 0.2, max_seconds: float = 10.0, drip: bytes = b"a"
+    ) -> None:
+        self.head = head
+        self.interval = interval
+        self.max_seconds = max_seconds
+        self.drip = drip
+        self.connections = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self._listener.settimeout(0.05)
+        self.port = int(self._listener.getsockname()[1])
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+
+    def url(self, path: str = "/", scheme: str = "http") -> str:
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
+
+    def __enter__(self) -> TricklingServer:
+        self._threads[0].start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stopping.set()
+        self._threads[0].join(timeout=2)  # accepts nothing more after this
+        for thread in self._threads[1:]:
+            thread.join(timeout=2)
+        self._listener.close()
+
+    def _accept(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                peer, _address = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.connections += 1
+            thread = threading.Thread(target=self._trickle, args=(peer,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _trickle(self, peer: socket.socket) -> None:
+        with peer, contextlib.suppress(OSError):  # the client hung up
+            peer.settimeout(1.0)
+            peer.recv(65536)  # the request, or a TLS ClientHello
+            peer.sendall(self.head)
+            ends = time.monotonic() + self.max_seconds
+            while time.monotonic() < ends and not self._stopping.wait(self.interval):
+                peer.sendall(self.drip)

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import gzip
 import ipaddress
+import logging
+import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +19,7 @@ import pytest
 from chalicelib.config import Limits
 from chalicelib.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
 from chalicelib.fetch import GuardedFetcher, IPAddress, is_public_address
-from tests.support import LoopbackServer, PostReceiver, Reply, free_port
+from tests.support import LoopbackServer, PostReceiver, Reply, TricklingServer, free_port
 
 LIMITS = Limits(max_image_bytes=10_000, fetch_total_timeout=2.0, fetch_connect_timeout=1.0)
 
@@ -49,6 +51,8 @@ def fetcher(limits: Limits = LIMITS) -> GuardedFetcher:
         "224.0.0.1",
         "[fe80::1]",
         "[fc00::1]",
+        "[fec0::1]",  # IPv6 site-local, which ipaddress counts as global
+        "[fec0::]",
         "localhost",
     ],
 )
@@ -70,10 +74,61 @@ def test_public_addresses_pass_the_rule(address: str) -> None:
     assert is_public_address(ipaddress.ip_address(address))
 
 
+@pytest.mark.parametrize("address", ["fec0::1", "fec0::", "feff:ffff::1"])
+def test_ipv6_site_local_addresses_are_not_public(address: str) -> None:
+    assert not is_public_address(ipaddress.ip_address(address))
+
+
 def test_resolver_answer_is_what_gets_checked() -> None:
     rebinding = GuardedFetcher(LIMITS, resolver=lambda host, port: ["93.184.216.34", "10.1.2.3"])
-    with pytest.raises(UrlNotAllowed, match=r"10\.1\.2\.3"):
+    with pytest.raises(UrlNotAllowed, match="non-public"):
         rebinding.fetch("http://photos.example/cat.jpg")
+
+
+@pytest.fixture
+def fetch_log(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> pytest.LogCaptureFixture:
+    """caplog's records of chalicelib.fetch, also once logs.configure_logging() has stopped
+    the `chalicelib` loggers from propagating to the root logger caplog listens on."""
+    monkeypatch.setattr(logging.getLogger("chalicelib"), "propagate", True)
+    caplog.set_level(logging.WARNING, logger="chalicelib.fetch")
+    return caplog
+
+
+def fetch_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    return [record for record in caplog.records if record.name == "chalicelib.fetch"]
+
+
+def test_refusal_names_neither_host_nor_address_and_the_log_names_both(
+    fetch_log: pytest.LogCaptureFixture,
+) -> None:
+    # Otherwise any caller could map which internal names resolve to what.
+    inside = GuardedFetcher(LIMITS, resolver=lambda host, port: ["10.20.30.40"])
+    with pytest.raises(UrlNotAllowed) as refused:
+        inside.fetch("http://billing.corp.example/cat.jpg")
+    for told in (refused.value.message, str(refused.value)):
+        assert "10.20.30.40" not in told
+        assert "billing.corp.example" not in told
+    [record] = fetch_records(fetch_log)
+    assert record.levelno == logging.WARNING
+    assert record.__dict__["host"] == "billing.corp.example"
+    assert record.__dict__["address"] == "10.20.30.40"
+
+
+def test_unresolvable_host_is_told_without_the_resolvers_words(
+    fetch_log: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def failing_lookup(*args: object, **kwargs: object) -> None:
+        raise socket.gaierror(socket.EAI_NONAME, "no answer from resolver 10.0.0.53")
+
+    monkeypatch.setattr(socket, "getaddrinfo", failing_lookup)
+    with pytest.raises(FetchFailed, match="cannot resolve") as failed:
+        GuardedFetcher(LIMITS).fetch("http://printer.corp.example/cat.jpg")
+    assert "10.0.0.53" not in failed.value.message
+    [record] = fetch_records(fetch_log)
+    assert record.__dict__["host"] == "printer.corp.example"
+    assert "10.0.0.53" in record.__dict__["error"]
 
 
 def test_image_is_downloaded(photo_server: LoopbackServer) -> None:
@@ -91,7 +146,7 @@ def test_redirect_to_a_private_address_is_refused(photo_server: LoopbackServer) 
     photo_server.routes["/go"] = Reply(
         status=301, headers={"Location": "http://169.254.169.254/latest/meta-data/"}
     )
-    with pytest.raises(UrlNotAllowed, match=r"169\.254\.169\.254"):
+    with pytest.raises(UrlNotAllowed, match="non-public"):
         fetcher().fetch(photo_server.url("/go"))
 
 
@@ -139,6 +194,83 @@ def test_trickling_server_hits_the_total_time_limit(photo_server: LoopbackServer
     with pytest.raises(FetchFailed, match="too long"):
         fetcher().fetch(photo_server.url("/slow"))
     assert time.monotonic() - started < LIMITS.fetch_total_timeout + 1.5
+
+
+# --- the hard deadline, against peers that trickle one byte at a time ---
+
+# The servers trickle for 10 s; a per-read timeout never fires, only the deadline does.
+SLOW_PEER_LIMITS = Limits(fetch_total_timeout=1.0, fetch_connect_timeout=1.0)
+SLOW_PEER_BOUND = 2.5
+SLOW_HEADERS = b"HTTP/1.1 200 OK\r\nX-Slow: "
+
+
+def seconds_to_fail(call: Callable[[], object]) -> tuple[FetchFailed, float]:
+    started = time.monotonic()
+    with pytest.raises(FetchFailed) as failed:
+        call()
+    return failed.value, time.monotonic() - started
+
+
+def assert_held_the_deadline(error: FetchFailed, seconds: float, what: str) -> None:
+    print(
+        f"{what}: refused after {seconds:.2f} s (deadline {SLOW_PEER_LIMITS.fetch_total_timeout} s)"
+    )
+    assert "took too long" in error.message
+    assert SLOW_PEER_LIMITS.fetch_total_timeout - 0.05 <= seconds < SLOW_PEER_BOUND
+
+
+def test_headers_trickled_a_byte_at_a_time_end_at_the_deadline() -> None:
+    with TricklingServer(SLOW_HEADERS) as server:
+        slow = GuardedFetcher(SLOW_PEER_LIMITS, allow_private=True)
+        error, seconds = seconds_to_fail(lambda: slow.fetch(server.url("/cat.jpg")))
+    assert_held_the_deadline(error, seconds, "slow headers")
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [
+        b"Content-Length: 1000\r\n",
+        b"Connection: close\r\n",  # the shutdown must not pass for the end of the body
+        b"Transfer-Encoding: chunked\r\n\r\n3e8",
+    ],
+    ids=["content-length", "until-close", "chunked"],
+)
+def test_body_trickled_a_byte_at_a_time_ends_at_the_deadline(framing: bytes) -> None:
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\n" + framing + b"\r\n"
+    with TricklingServer(head) as server:
+        slow = GuardedFetcher(SLOW_PEER_LIMITS, allow_private=True)
+        error, seconds = seconds_to_fail(lambda: slow.fetch(server.url("/cat.png")))
+    assert_held_the_deadline(error, seconds, "slow body")
+
+
+def test_tls_handshake_trickled_a_byte_at_a_time_ends_at_the_deadline() -> None:
+    # A handshake record header announcing 16 KiB, whose bytes then come one at a time.
+    with TricklingServer(b"\x16\x03\x03\x40\x00") as server:
+        slow = GuardedFetcher(SLOW_PEER_LIMITS, allow_private=True)
+        error, seconds = seconds_to_fail(lambda: slow.fetch(server.url("/", scheme="https")))
+    assert_held_the_deadline(error, seconds, "slow TLS handshake")
+
+
+@pytest.mark.parametrize("head", [b"HTTP/1.1 200 ", SLOW_HEADERS], ids=["status-line", "headers"])
+def test_post_json_to_a_receiver_trickling_its_status_ends_at_the_deadline(head: bytes) -> None:
+    with TricklingServer(head) as server:
+        slow = GuardedFetcher(SLOW_PEER_LIMITS, allow_private=True)
+        error, seconds = seconds_to_fail(lambda: slow.post_json(server.url("/hooks"), b"{}", {}))
+    assert_held_the_deadline(error, seconds, "slow webhook status")
+
+
+def test_deadline_is_shared_by_the_hops_of_a_redirect(photo_server: LoopbackServer) -> None:
+    with TricklingServer(SLOW_HEADERS) as server:
+
+        def slow_redirect() -> Reply:
+            time.sleep(0.6)
+            return Reply(status=302, headers={"Location": server.url("/")})
+
+        photo_server.routes["/moved"] = slow_redirect
+        slow = GuardedFetcher(SLOW_PEER_LIMITS, allow_private=True)
+        error, seconds = seconds_to_fail(lambda: slow.fetch(photo_server.url("/moved")))
+    assert_held_the_deadline(error, seconds, "slow redirect target")
+    assert seconds < 0.6 + SLOW_PEER_LIMITS.fetch_total_timeout  # not a new second per hop
 
 
 def test_unresolvable_host_is_a_fetch_failure() -> None:
