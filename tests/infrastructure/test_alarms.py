@@ -40,6 +40,7 @@ STAGE = Deployment(
 API_FUNCTION = f"{APP_STACK}-api_handler"
 STREAM_FUNCTION = f"{APP_STACK}-label_new_images"
 UPLOAD_FUNCTION = f"{APP_STACK}-register_uploads"
+CALLBACK_FUNCTION = f"{APP_STACK}-deliver_callbacks"
 API = {"ApiName": "imagelabeller", "Stage": "api"}
 VARIANT = {"EndpointName": ENDPOINT, "VariantName": "AllTraffic"}
 
@@ -55,6 +56,21 @@ EXPECTED_ALARMS = {
     ("AWS/Lambda", "Errors", (("FunctionName", UPLOAD_FUNCTION),), "Sum"),
     ("AWS/Lambda", "Throttles", (("FunctionName", UPLOAD_FUNCTION),), "Sum"),
     ("AWS/Lambda", "Duration", (("FunctionName", UPLOAD_FUNCTION),), "p99"),
+    ("AWS/Lambda", "Errors", (("FunctionName", CALLBACK_FUNCTION),), "Sum"),
+    ("AWS/Lambda", "Throttles", (("FunctionName", CALLBACK_FUNCTION),), "Sum"),
+    ("AWS/Lambda", "Duration", (("FunctionName", CALLBACK_FUNCTION),), "p99"),
+    (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        (("QueueName", "imagelabeller-uploads-failed"),),
+        "Maximum",
+    ),
+    (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        (("QueueName", "imagelabeller-callbacks-failed"),),
+        "Maximum",
+    ),
     ("AWS/DynamoDB", "ReadThrottleEvents", (("TableName", "ImageLabels"),), "Sum"),
     ("AWS/DynamoDB", "WriteThrottleEvents", (("TableName", "ImageLabels"),), "Sum"),
     ("AWS/ApiGateway", "5XXError", tuple(sorted(API.items())), "Sum"),
@@ -155,7 +171,7 @@ def test_function_names_are_the_ones_the_app_stack_gives_its_functions() -> None
         for resource in merge.values()
         if "FunctionName" in resource["Properties"]
     }
-    assert named == {API_FUNCTION, STREAM_FUNCTION, UPLOAD_FUNCTION}
+    assert named == {API_FUNCTION, STREAM_FUNCTION, UPLOAD_FUNCTION, CALLBACK_FUNCTION}
 
 
 def test_api_alarms_watch_the_rest_api_and_stage_chalice_deploys() -> None:
@@ -171,6 +187,7 @@ def test_api_alarms_watch_the_rest_api_and_stage_chalice_deploys() -> None:
         (API_FUNCTION, "api_handler"),
         (STREAM_FUNCTION, "label_new_images"),
         (UPLOAD_FUNCTION, "register_uploads"),
+        (CALLBACK_FUNCTION, "deliver_callbacks"),
     ],
 )
 def test_duration_alarms_fire_before_the_shortest_timeout(function: str, short_name: str) -> None:

@@ -142,6 +142,9 @@ def test_storage_stacks_export_the_agreed_names_with_the_real_values(storage: St
         "imagelabeller-s3-BucketName": BUCKET,
         "imagelabeller-s3-BucketArn": f"arn:aws:s3:::{BUCKET}",
         "imagelabeller-s3-UploadQueueArn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:imagelabeller-uploads",
+        "imagelabeller-s3-CallbackQueueUrl": boto3.client("sqs", region_name=REGION).get_queue_url(
+            QueueName="imagelabeller-callbacks"
+        )["QueueUrl"],
         "imagelabeller-dynamodb-TableName": TABLE,
         "imagelabeller-dynamodb-TableArn": f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}",
         "imagelabeller-dynamodb-StreamArn": table["LatestStreamArn"],

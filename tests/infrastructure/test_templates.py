@@ -41,6 +41,7 @@ EXPECTED_EXPORTS = {
         "imagelabeller-s3-BucketName",
         "imagelabeller-s3-BucketArn",
         "imagelabeller-s3-UploadQueueArn",
+        "imagelabeller-s3-CallbackQueueUrl",
     },
     "dynamodb.yaml": {
         "imagelabeller-dynamodb-TableName",
