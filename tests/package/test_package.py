@@ -30,7 +30,7 @@ from deploy.package_models import (
     packaged_models,
 )
 from deploy.settings import CHALICE_CONFIG, StageRefused, load_stage, read_json
-from tests.infrastructure.templates import Deployment
+from tests.infrastructure.templates import Deployment, load_template
 from tests.package.support import (
     API_FUNCTION,
     BUCKET_SCHEME,
@@ -69,22 +69,28 @@ API_SIZING = (1024, 25)  # MemorySize MB, Timeout s
 STREAM_SIZING = {"onnx": (4096, 120), "sagemaker": (2048, 900)}
 STREAM_BATCH_SIZE = 16
 UPLOAD_FUNCTION = "RegisterUploads"
+CALLBACK_FUNCTION = "DeliverCallbacks"
 WEBHOOK_SECRET = "{{resolve:secretsmanager:imagelabeller-webhook-secret:SecretString}}"
 UPLOAD_QUEUE = "imagelabeller-uploads"
+CALLBACK_QUEUE = "imagelabeller-callbacks"
+CALLBACK_QUEUE_EXPORT = "imagelabeller-s3-CallbackQueueUrl"
 FUNCTION_NAMES = {
     API_FUNCTION: "api_handler",
     STREAM_FUNCTION: "label_new_images",
     UPLOAD_FUNCTION: "register_uploads",
+    CALLBACK_FUNCTION: "deliver_callbacks",
 }
 ROLES = {
     API_FUNCTION: "ApiHandlerRole",
     STREAM_FUNCTION: "LabelNewImagesRole",
     UPLOAD_FUNCTION: "RegisterUploadsRole",
+    CALLBACK_FUNCTION: "DeliverCallbacksRole",
 }
 LOG_GROUPS = {
     API_FUNCTION: "ApiHandlerLogGroup",
     STREAM_FUNCTION: "LabelNewImagesLogGroup",
     UPLOAD_FUNCTION: "RegisterUploadsLogGroup",
+    CALLBACK_FUNCTION: "DeliverCallbacksLogGroup",
 }
 CLASS_NAMES_IN_ZIP = "chalicelib/data/imagenet_classes.json"
 NATIVE_DISTRIBUTIONS = {"onnxruntime": "onnxruntime", "numpy": "numpy", "pillow": "PIL"}
@@ -148,6 +154,10 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         ("dynamodb:Query", f"{table}/index/Sha256Index"),
         ("dynamodb:Query", search),
         ("dynamodb:DeleteItem", search),
+        # A resubmit checks the stored image against its digest; ListBucket tells a
+        # missing one (404) from a denied one (403).
+        ("s3:GetObject", f"{bucket}/*"),
+        ("s3:ListBucket", bucket),
         # The claim on a submitted image's bytes (chalicelib/adapters/dynamodb.py).
         ("dynamodb:PutItem", search),
         ("dynamodb:GetItem", search),
@@ -165,6 +175,7 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         ("dynamodb:GetRecords", stream_arn(stage)),
         ("dynamodb:GetShardIterator", stream_arn(stage)),
         ("dynamodb:ListStreams", "*"),
+        ("sqs:SendMessage", f"arn:aws:sqs:{region}:{account}:{CALLBACK_QUEUE}"),
         ("logs:CreateLogStream", logs("label_new_images")),
         ("logs:PutLogEvents", logs("label_new_images")),
     }
@@ -176,6 +187,8 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         ("s3:GetObject", f"{bucket}/uploads/*"),
         ("s3:DeleteObject", f"{bucket}/uploads/*"),
         ("s3:ListBucket", bucket),
+        # Stored only where nothing is (If-None-Match), then compared with what is there.
+        ("s3:GetObject", f"{bucket}/*"),
         ("s3:PutObject", f"{bucket}/*"),
         ("s3:DeleteObject", f"{bucket}/*"),
         ("dynamodb:GetItem", table),
@@ -186,10 +199,21 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         ("logs:CreateLogStream", logs("register_uploads")),
         ("logs:PutLogEvents", logs("register_uploads")),
     }
+    callback_queue = f"arn:aws:sqs:{region}:{account}:{CALLBACK_QUEUE}"
+    callbacks = {
+        ("dynamodb:GetItem", table),
+        ("dynamodb:UpdateItem", table),
+        ("sqs:ReceiveMessage", callback_queue),
+        ("sqs:DeleteMessage", callback_queue),
+        ("sqs:GetQueueAttributes", callback_queue),
+        ("logs:CreateLogStream", logs("deliver_callbacks")),
+        ("logs:PutLogEvents", logs("deliver_callbacks")),
+    }
     return {
         ROLES[API_FUNCTION]: api,
         ROLES[STREAM_FUNCTION]: labeller,
         ROLES[UPLOAD_FUNCTION]: uploads,
+        ROLES[CALLBACK_FUNCTION]: callbacks,
     }
 
 
@@ -309,12 +333,19 @@ def test_label_new_images_reads_the_exported_table_stream_from_its_start(
 
 
 @by_stage
-def test_both_functions_get_the_stage_settings(stage: Stage, packages: dict[str, Packaged]) -> None:
+def test_every_function_gets_the_stage_settings(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
     packaged = packages[stage.name]
-    for function in (API_FUNCTION, STREAM_FUNCTION, UPLOAD_FUNCTION):
+    for function in FUNCTION_NAMES:
         variables = packaged.resource(function)["Properties"]["Environment"]["Variables"]
         expected = expected_environment(stage)
         if function == STREAM_FUNCTION:
+            # The labeller queues callbacks; the queue is the storage stack's.
+            expected["IMAGELABELLER_CALLBACK_QUEUE_URL"] = {
+                "Fn::ImportValue": CALLBACK_QUEUE_EXPORT
+            }
+        if function == CALLBACK_FUNCTION:
             # Only the function that delivers webhooks gets their secret, from Secrets Manager.
             expected["IMAGELABELLER_WEBHOOK_SECRET"] = WEBHOOK_SECRET
         assert variables == expected, function
@@ -343,6 +374,7 @@ def test_functions_run_python_3_12_with_their_memory_and_timeouts(
         API_FUNCTION: API_SIZING,
         STREAM_FUNCTION: STREAM_SIZING[stage.labeller],
         UPLOAD_FUNCTION: (1024, 60),
+        CALLBACK_FUNCTION: (256, 30),
     }
     for function, (memory, timeout) in sizing.items():
         properties = packaged.resource(function)["Properties"]
@@ -379,6 +411,21 @@ def test_register_uploads_reads_the_buckets_upload_queue(
     assert event["Type"] == "SQS"
     queue_arn = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + UPLOAD_QUEUE
     assert event["Properties"]["Queue"] == {"Fn::Sub": queue_arn}
+
+
+@by_stage
+def test_deliver_callbacks_reads_the_callback_queue_one_message_at_a_time(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    function = packages[stage.name].resource(CALLBACK_FUNCTION)["Properties"]
+    [event] = function["Events"].values()
+    assert event["Type"] == "SQS"
+    queue_arn = "arn:${AWS::Partition}:sqs:${AWS::Region}:${AWS::AccountId}:" + CALLBACK_QUEUE
+    assert event["Properties"]["Queue"] == {"Fn::Sub": queue_arn}
+    assert event["Properties"]["BatchSize"] == 1  # a slow receiver holds up no other callback
+    # SQS hides a message for six times the function's timeout (cloudformation/s3.yaml).
+    queue = load_template("s3.yaml")["Resources"]["CallbackQueue"]["Properties"]
+    assert queue["VisibilityTimeout"] >= 6 * function["Timeout"]
 
 
 @by_stage
