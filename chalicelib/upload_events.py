@@ -9,8 +9,6 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import unquote_plus
 
-from chalicelib.sqs_events import sqs_record
-
 UPLOAD_PREFIX = "uploads/"
 
 
@@ -30,19 +28,3 @@ def uploaded_image_ids(sqs_records: Iterable[Mapping[str, Any]]) -> list[str]:
             if key.startswith(UPLOAD_PREFIX) and len(key) > len(UPLOAD_PREFIX):
                 ids.append(key.removeprefix(UPLOAD_PREFIX))
     return ids
-
-
-def sqs_event_for_upload(bucket: str, key: str, size: int) -> dict[str, Any]:
-    """The SQS event the upload handler gets when S3 reports `key` created (local mode)."""
-    notification = {
-        "Records": [
-            {
-                "eventVersion": "2.1",
-                "eventSource": "aws:s3",
-                "eventName": "ObjectCreated:Put",
-                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}},
-            }
-        ]
-    }
-    queue_arn = "arn:aws:sqs:local:000000000000:imagelabeller-uploads"
-    return {"Records": [sqs_record(key, json.dumps(notification), queue_arn)]}

@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import threading
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -34,3 +36,28 @@ def test_images_are_kept_apart_by_id(image_store: ImageStore) -> None:
     image_store.put(first, b"first", "image/jpeg")
     image_store.put(second, b"second", "image/jpeg")
     assert (image_store.get(first), image_store.get(second)) == (b"first", b"second")
+
+
+def test_put_new_stores_only_where_nothing_is_stored(image_store: ImageStore) -> None:
+    image_id = str(uuid.uuid4())
+    assert image_store.put_new(image_id, b"first", "image/jpeg") is True
+    assert image_store.put_new(image_id, b"second", "image/jpeg") is False
+    assert image_store.get(image_id) == b"first"
+    image_store.delete(image_id)
+    assert image_store.put_new(image_id, b"third", "image/jpeg") is True
+    assert image_store.get(image_id) == b"third"
+
+
+def test_put_new_at_the_same_moment_stores_once(image_store: ImageStore) -> None:
+    image_id = str(uuid.uuid4())
+    bodies = [f"body {n}".encode() for n in range(8)]
+    start = threading.Barrier(len(bodies))
+
+    def put(data: bytes) -> bool:
+        start.wait()
+        return image_store.put_new(image_id, data, "image/jpeg")
+
+    with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+        stored = list(pool.map(put, bodies))
+    assert stored.count(True) == 1
+    assert image_store.get(image_id) == bodies[stored.index(True)]

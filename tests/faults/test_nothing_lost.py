@@ -7,6 +7,8 @@ one fault, and then counts: images accepted == images CLASSIFIED + images FAILED
 
 from __future__ import annotations
 
+import errno
+import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,7 +19,7 @@ from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.config import Limits
-from chalicelib.errors import LabellerUnavailable
+from chalicelib.errors import LabellerUnavailable, StorageFull
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from chalicelib.models import ImageRecord, LabelOutcome, Status
 from chalicelib.ports import Labeller
@@ -218,15 +220,21 @@ def test_two_workers_labelling_the_same_batch_write_each_result_once(
 
 
 def test_store_failing_after_a_fetch_accepts_nothing_and_leaves_no_record(
-    database: SqliteDatabase, tmp_path: Any, onnx_labeller: OnnxLabeller
+    database: SqliteDatabase,
+    tmp_path: Any,
+    onnx_labeller: OnnxLabeller,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    class FullDisk(FolderImageStore):
-        def put(self, image_id: str, data: bytes, content_type: str) -> None:
-            raise OSError("no space left on device")
+    def disk_full(descriptor: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
 
-    world = World(database, FullDisk(tmp_path / "images"), onnx_labeller)
-    with pytest.raises(OSError):
+    store = FolderImageStore(tmp_path / "images")
+    world = World(database, store, onnx_labeller)
+    monkeypatch.setattr(os, "fsync", disk_full)  # the image file's write reaches the disk
+    with pytest.raises(StorageFull):
         world.submit(1)
+    monkeypatch.undo()
     assert database.query("SELECT COUNT(*) FROM images") == [(0,)]
+    assert list((tmp_path / "images").iterdir()) == []  # not even a temporary file
     assert world.accepted == []
     world.assert_nothing_lost()

@@ -15,7 +15,8 @@ from chalicelib.adapters.s3 import S3ImageStore
 from chalicelib.config import Limits
 from chalicelib.models import Status
 from chalicelib.service import ImageService, upload_key
-from chalicelib.upload_events import sqs_event_for_upload, uploaded_image_ids
+from chalicelib.sqs_events import sqs_record
+from chalicelib.upload_events import uploaded_image_ids
 from tests.fixtures.aws import BUCKET
 from tests.support import NoNetwork, photo_jpeg
 
@@ -25,6 +26,22 @@ def service(
     s3_store: S3ImageStore, dynamodb_table: DynamoDBLabelTable, onnx_labeller: OnnxLabeller
 ) -> ImageService:
     return ImageService(s3_store, dynamodb_table, onnx_labeller, NoNetwork(), Limits())
+
+
+def sqs_event_for_upload(bucket: str, key: str, size: int) -> dict[str, Any]:
+    """The SQS event the upload handler gets when S3 reports `key` created."""
+    notification = {
+        "Records": [
+            {
+                "eventVersion": "2.1",
+                "eventSource": "aws:s3",
+                "eventName": "ObjectCreated:Put",
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": size}},
+            }
+        ]
+    }
+    queue_arn = "arn:aws:sqs:local:000000000000:imagelabeller-uploads"
+    return {"Records": [sqs_record(key, json.dumps(notification), queue_arn)]}
 
 
 def notify(key: str, size: int) -> list[str]:
