@@ -26,8 +26,9 @@ DEPLOY_SETTINGS = Path(__file__).resolve().with_name("stages.json")
 
 # Stages that run only on a developer's machine, under `chalice local`.
 NEVER_DEPLOYED = ("local", "local-aws")
-# Function names are `<stack name>-label_new_images`; Lambda allows 64 characters.
-MAX_APP_STACK_NAME = 47
+# Function names are `<stack name>-<function>`; Lambda allows 64 characters.
+LONGEST_FUNCTION_SUFFIX = "-deliver_callbacks"
+MAX_APP_STACK_NAME = 64 - len(LONGEST_FUNCTION_SUFFIX)
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
 STACK_KEYS = ("sagemaker", "s3", "dynamodb", "artifacts", "app", "alarms")
 LABELLERS = ("onnx", "sagemaker")
@@ -183,7 +184,7 @@ def stack_definitions(stage: str, settings: Mapping[str, Any]) -> dict[str, Stac
     if len(app_name) > MAX_APP_STACK_NAME:
         raise StageRefused(
             f"the app stack name {app_name!r} has {len(app_name)} characters; at most "
-            f"{MAX_APP_STACK_NAME} leave room for `-label_new_images` in Lambda's 64"
+            f"{MAX_APP_STACK_NAME} leave room for `{LONGEST_FUNCTION_SUFFIX}` in Lambda's 64"
         )
     return stacks
 

@@ -101,11 +101,13 @@ def test_a_stage_without_a_region_is_refused() -> None:
         load_stage("test", config, SETTINGS)
 
 
-def test_an_app_stack_name_over_47_characters_is_refused() -> None:
+def test_an_app_stack_name_over_46_characters_is_refused() -> None:
     settings = copy.deepcopy(SETTINGS)
-    settings["stacks"]["app"]["name"] = "imagelabeller-application-stack-of-stage-{stage}"
+    # 47 characters: `<name>-deliver_callbacks` would be 65, one over Lambda's limit.
+    settings["stacks"]["app"]["name"] = "imagelabeller-application-stack-of-stag-{stage}"
+    assert len(settings["stacks"]["app"]["name"].format(stage="staging")) == 47
 
-    with pytest.raises(StageRefused, match="at most 47"):
+    with pytest.raises(StageRefused, match="at most 46"):
         load_stage("staging", CONFIG, settings)
 
 
