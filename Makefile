@@ -34,7 +34,7 @@ model: $(MODELS)
 # when a model must be built (or for `make test`).
 $(MODELS): chalicelib/models/efficientnet-%.onnx:
 	$(MAKE) $(BUILD_VENV)/.installed
-	$(BUILD_VENV)/bin/python scripts/build_model.py --variant $* --out $@
+	$(BUILD_VENV)/bin/python tools/model/build_model.py --variant $* --out $@
 
 run: setup
 	$(VENV)/bin/chalice local --stage local --port $(PORT) --no-autoreload

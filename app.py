@@ -1,6 +1,6 @@
 """ImageLabeller's entry points: HTTP routes and the DynamoDB stream handler.
 
-Thin on purpose: parse the request, call the service, shape the answer (chalicelib/api.py).
+Thin on purpose: parse the request, call the service, shape the answer (chalicelib/http/api.py).
 """
 
 from __future__ import annotations
@@ -9,19 +9,22 @@ from typing import Any
 
 from chalice.app import Chalice, DynamoDBEvent, Request, Response, SQSEvent
 
-from chalicelib import api, config, logs, views, web
+from chalicelib import config, logs
 from chalicelib.bootstrap import (
     components,
     get_service,
     local_callback_poller,
     local_stream_poller,
 )
-from chalicelib.errors import ImageNotFound, UploadNotAllowed
+from chalicelib.domain import record_json as views
+from chalicelib.domain.errors import ImageNotFound, UploadNotAllowed
+from chalicelib.events.callbacks import CALLBACK_QUEUE, callback_image_ids
+from chalicelib.events.stream import image_ids_to_label
+from chalicelib.events.uploads import uploaded_image_ids
+from chalicelib.http import api
+from chalicelib.http import page as web
 from chalicelib.local import dev_server, workers
 from chalicelib.service import upload_key
-from chalicelib.sqs_events import CALLBACK_QUEUE, callback_image_ids
-from chalicelib.stream_events import image_ids_to_label
-from chalicelib.upload_events import uploaded_image_ids
 
 logs.configure_logging()  # before Chalice(), which then keeps its JSON handler
 app = Chalice(app_name="imagelabeller")

@@ -7,12 +7,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from chalicelib.adapters.emf import EmfMetrics
+from chalicelib.adapters.fetch import GuardedFetcher
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
+from chalicelib.adapters.webhooks import WebhookSender
 from chalicelib.config import ConfigError, Limits, Settings
-from chalicelib.fetch import GuardedFetcher
+from chalicelib.events.callbacks import CALLBACK_QUEUE
 from chalicelib.local.queue import LocalQueuePoller, QueueHandler
 from chalicelib.local.stream import (
     LocalStreamPoller,
@@ -22,8 +24,6 @@ from chalicelib.local.stream import (
 )
 from chalicelib.ports import ImageStore, Labeller, LabelTable, Notifier
 from chalicelib.service import ImageService
-from chalicelib.sqs_events import CALLBACK_QUEUE
-from chalicelib.webhooks import WebhookSender
 
 DATABASE_FILE = "imagelabeller.sqlite3"
 IMAGES_FOLDER = "images"

@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from chalicelib.models import (
+from chalicelib.domain.models import (
     ImageRecord,
     Label,
     LabelHit,
@@ -16,7 +16,7 @@ from chalicelib.models import (
 )
 
 if TYPE_CHECKING:
-    from chalicelib.webhooks import Delivery
+    from chalicelib.adapters.webhooks import Delivery
 
 
 class ImageStore(Protocol):

@@ -14,9 +14,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
-from chalicelib import imaging
 from chalicelib.config import Limits
-from chalicelib.errors import (
+from chalicelib.domain import imaging
+from chalicelib.domain.errors import (
     Conflict,
     DuplicateImage,
     DuplicateImageId,
@@ -29,7 +29,7 @@ from chalicelib.errors import (
     StorageFull,
     StoredImageMissing,
 )
-from chalicelib.models import (
+from chalicelib.domain.models import (
     ImageInfo,
     ImageRecord,
     LabelHit,
@@ -41,6 +41,7 @@ from chalicelib.models import (
     utc_now,
     without_secrets,
 )
+from chalicelib.domain.record_json import record_body
 from chalicelib.ports import (
     CallbackSender,
     Fetcher,
@@ -50,7 +51,6 @@ from chalicelib.ports import (
     Metrics,
     Notifier,
 )
-from chalicelib.views import record_body
 
 log = logging.getLogger(__name__)
 

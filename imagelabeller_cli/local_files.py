@@ -15,9 +15,9 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from chalicelib import imaging
 from chalicelib.config import Limits
-from chalicelib.errors import ImageLabellerError, NotAnImage, UnsupportedImageFormat
+from chalicelib.domain import imaging
+from chalicelib.domain.errors import ImageLabellerError, NotAnImage, UnsupportedImageFormat
 
 # Enough of a file's start for Pillow to recognise its format.
 HEADER_BYTES = 64 * 1024

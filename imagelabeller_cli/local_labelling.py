@@ -9,7 +9,7 @@ from pathlib import Path
 
 from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.config import Limits, Settings
-from chalicelib.models import Label
+from chalicelib.domain.models import Label
 from chalicelib.ports import Labeller
 from imagelabeller_cli.local_files import Candidate, Refusal, read_image
 

@@ -17,7 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from chalicelib.config import ConfigError, Settings
-from chalicelib.errors import LabellerUnavailable
+from chalicelib.domain.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
 from imagelabeller_cli import output
 from imagelabeller_cli.api_client import (

@@ -6,7 +6,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from chalicelib.models import Label
+from chalicelib.domain.models import Label
 from imagelabeller_cli.local_labelling import FileResult
 
 

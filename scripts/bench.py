@@ -30,13 +30,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import report  # noqa: E402
-from benchmarks.cold_start import cold_start  # noqa: E402
-from benchmarks.labeller import labeller_throughput  # noqa: E402
-from benchmarks.local_server import api_latency, pipeline_throughput  # noqa: E402
-from benchmarks.photos import small_jpeg  # noqa: E402
-from benchmarks.timing import median_of_runs  # noqa: E402
 from chalicelib.config import MODEL_NAMES, Settings  # noqa: E402
+from tools.bench import report  # noqa: E402
+from tools.bench.cold_start import cold_start  # noqa: E402
+from tools.bench.labeller import labeller_throughput  # noqa: E402
+from tools.bench.local_server import api_latency, pipeline_throughput  # noqa: E402
+from tools.bench.photos import small_jpeg  # noqa: E402
+from tools.bench.timing import median_of_runs  # noqa: E402
 
 DOCS = ROOT / "docs"
 

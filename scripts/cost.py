@@ -17,12 +17,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.markers import MissingMarkersError, replace_between  # noqa: E402
-from costs.inputs import CostInputError, Workload, load_measured, stage_memory  # noqa: E402
-from costs.model import cost_rows, notes  # noqa: E402
-from costs.prices import US_WEST_2  # noqa: E402
-from costs.render import inputs_line, render_markdown, render_text  # noqa: E402
-from costs.requests import representative_item_sizes  # noqa: E402
+from tools.bench.markers import MissingMarkersError, replace_between  # noqa: E402
+from tools.costs.inputs import CostInputError, Workload, load_measured, stage_memory  # noqa: E402
+from tools.costs.model import cost_rows, notes  # noqa: E402
+from tools.costs.prices import US_WEST_2  # noqa: E402
+from tools.costs.render import inputs_line, render_markdown, render_text  # noqa: E402
+from tools.costs.requests import representative_item_sizes  # noqa: E402
 
 DEFAULT_RESULTS = ROOT / "docs" / "performance.json"
 CHALICE_CONFIG = ROOT / ".chalice" / "config.json"

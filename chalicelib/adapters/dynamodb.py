@@ -22,8 +22,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import DuplicateImage, DuplicateImageId, InvalidPageToken
-from chalicelib.items import (
+from chalicelib.adapters.items import (
     Item,
     classified_changes,
     failed_changes,
@@ -36,8 +35,9 @@ from chalicelib.items import (
     webhook_item,
     with_decimals,
 )
-from chalicelib.jsontext import loads_json
-from chalicelib.models import ImageRecord, Label, LabelHit, Status, WebhookState
+from chalicelib.domain.errors import DuplicateImage, DuplicateImageId, InvalidPageToken
+from chalicelib.domain.jsontext import loads_json
+from chalicelib.domain.models import ImageRecord, Label, LabelHit, Status, WebhookState
 
 CONDITION_FAILED = "ConditionalCheckFailedException"
 TRANSACTION_CANCELLED = "TransactionCanceledException"

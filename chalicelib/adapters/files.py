@@ -19,8 +19,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlencode
 
-from chalicelib.errors import StorageFull, StoredImageMissing
-from chalicelib.models import UploadTarget
+from chalicelib.domain.errors import StorageFull, StoredImageMissing
+from chalicelib.domain.models import UploadTarget
 
 _SAFE_KEY = re.compile(r"^(uploads/)?[A-Za-z0-9_-]{1,128}$")
 UPLOAD_PATH = "/uploads/"

@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from chalicelib import imaging
-from chalicelib.classes import imagenet_class_names
 from chalicelib.config import ConfigError
-from chalicelib.errors import ImageLabellerError, LabellerUnavailable
-from chalicelib.models import LabelOutcome
-from chalicelib.ranking import softmax, top_labels
+from chalicelib.domain import imaging
+from chalicelib.domain.classes import imagenet_class_names
+from chalicelib.domain.errors import ImageLabellerError, LabellerUnavailable
+from chalicelib.domain.models import LabelOutcome
+from chalicelib.domain.ranking import softmax, top_labels
 
 # The reference EfficientNet evaluation crops the centre input_size / (input_size + 32) of
 # the short side (tensorflow/tpu, models/official/efficientnet/preprocessing.py, as it was

@@ -6,8 +6,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.errors import StoredImageMissing
-from chalicelib.models import UploadTarget
+from chalicelib.domain.errors import StoredImageMissing
+from chalicelib.domain.models import UploadTarget
 
 MISSING_CODES = ("NoSuchKey", "404", "NotFound")
 # A conditional put (If-None-Match: *) that found the key taken, or met a concurrent put.

@@ -19,12 +19,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from PIL import Image
 
-from chalicelib import imaging
-from chalicelib.classes import imagenet_class_names
 from chalicelib.config import AwsSettings, ConfigError
-from chalicelib.errors import ImageLabellerError, LabellerUnavailable
-from chalicelib.models import Label, LabelOutcome
-from chalicelib.ranking import softmax, top_labels
+from chalicelib.domain import imaging
+from chalicelib.domain.classes import imagenet_class_names
+from chalicelib.domain.errors import ImageLabellerError, LabellerUnavailable
+from chalicelib.domain.models import Label, LabelOutcome
+from chalicelib.domain.ranking import softmax, top_labels
 
 CONTENT_TYPE = "application/x-image"
 ACCEPT = "application/json"

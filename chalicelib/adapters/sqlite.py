@@ -20,8 +20,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from chalicelib.errors import DuplicateImage, DuplicateImageId, InvalidPageToken, StorageFull
-from chalicelib.items import (
+from chalicelib.adapters.items import (
     Item,
     classified_changes,
     failed_changes,
@@ -31,8 +30,9 @@ from chalicelib.items import (
     to_item,
     webhook_item,
 )
-from chalicelib.jsontext import loads_json
-from chalicelib.models import ImageRecord, Label, LabelHit, Status, WebhookState
+from chalicelib.domain.errors import DuplicateImage, DuplicateImageId, InvalidPageToken, StorageFull
+from chalicelib.domain.jsontext import loads_json
+from chalicelib.domain.models import ImageRecord, Label, LabelHit, Status, WebhookState
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS images (

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from chalicelib.adapters.sqlite import SqliteDatabase
-from chalicelib.sqs_events import callback_message
+from chalicelib.events.callbacks import callback_message
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS queue_messages (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from chalicelib.sqs_events import callback_message
+from chalicelib.events.callbacks import callback_message
 
 # SendMessageBatch takes at most ten messages.
 BATCH_LIMIT = 10

@@ -12,8 +12,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from chalicelib.events.stream import StreamRecord
 from chalicelib.local.stream import StreamBatch
-from chalicelib.stream_events import StreamRecord
 
 
 class DynamoDBStreamSource:

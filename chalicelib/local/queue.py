@@ -15,8 +15,8 @@ from collections.abc import Callable
 from typing import Any
 
 from chalicelib.adapters.sqlite_queue import QueueMessage, SqliteQueue
+from chalicelib.events.callbacks import sqs_record
 from chalicelib.local.stream import LocalLambdaContext
-from chalicelib.sqs_events import sqs_record
 
 log = logging.getLogger(__name__)
 

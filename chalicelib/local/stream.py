@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chalicelib.adapters.sqlite import SqliteChangeLog
-from chalicelib.stream_events import StreamRecord, build_stream_record
+from chalicelib.events.stream import StreamRecord, build_stream_record
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,10 @@ from chalice.test import Client
 
 from app import app
 from chalicelib.adapters.sqlite import SqliteChangeLog
+from chalicelib.adapters.webhooks import SIGNATURE_HEADER, verify
 from chalicelib.bootstrap import components
 from chalicelib.local.queue import LocalQueuePoller
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
-from chalicelib.webhooks import SIGNATURE_HEADER, verify
 from tests.support import (
     LoopbackServer,
     PostReceiver,

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from benchmarks import report
-from benchmarks.labeller import BATCH_SIZES
-from benchmarks.local_server import CLIENT_COUNTS
-from benchmarks.photos import LONG_SIDES, base_photos, mixed_photos, small_jpeg
-from benchmarks.timing import median_of_runs, percentile
-from chalicelib import imaging
+from chalicelib.domain import imaging
+from tools.bench import report
+from tools.bench.labeller import BATCH_SIZES
+from tools.bench.local_server import CLIENT_COUNTS
+from tools.bench.photos import LONG_SIDES, base_photos, mixed_photos, small_jpeg
+from tools.bench.timing import median_of_runs, percentile
 
 
 def test_mixed_photos_are_unique_decodable_and_of_every_size() -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.config import Limits, Settings
-from chalicelib.models import LabelOutcome
+from chalicelib.domain.models import LabelOutcome
 from imagelabeller_cli.local_files import candidates
 from imagelabeller_cli.local_labelling import FileResult, ModelMissing, label_files, onnx_labeller
 from tests.cli.support import PhotoFolder, write_photo_folder

@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from chalicelib.errors import StoredImageMissing
+from chalicelib.domain.errors import StoredImageMissing
 from chalicelib.ports import ImageStore
 
 

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from chalicelib.errors import DuplicateImage, DuplicateImageId, InvalidPageToken
-from chalicelib.models import (
+from chalicelib.domain.errors import DuplicateImage, DuplicateImageId, InvalidPageToken
+from chalicelib.domain.models import (
     ImageInfo,
     ImageRecord,
     Label,

@@ -9,7 +9,7 @@ import pytest
 
 from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.config import DEFAULT_MODEL
-from chalicelib.errors import LabellerUnavailable
+from chalicelib.domain.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
 from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png
 

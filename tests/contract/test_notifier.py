@@ -12,8 +12,8 @@ import pytest
 from chalicelib.adapters.sqlite import SqliteDatabase
 from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
 from chalicelib.adapters.sqs import SqsNotifier
+from chalicelib.events.callbacks import CALLBACK_QUEUE, callback_image_ids
 from chalicelib.ports import Notifier
-from chalicelib.sqs_events import CALLBACK_QUEUE, callback_image_ids
 from tests.fixtures.aws import REGION
 
 # A notifier, and what a consumer of its queue receives (image ids, in any order).

@@ -1,4 +1,4 @@
-"""deploy/stages.json against .chalice/config.json, and what a stage's settings refuse."""
+"""tools/deploy/stages.json against .chalice/config.json, and what a stage's settings refuse."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from deploy.plan import build_plan, readiness_problems
-from deploy.settings import (
+from tools.deploy.plan import build_plan, readiness_problems
+from tools.deploy.settings import (
     CHALICE_CONFIG,
     DEPLOY_SETTINGS,
     MAX_APP_STACK_NAME,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError, WaiterError
 
-from deploy.cloudformation import DeployError, StackRequest, deploy_stack
+from tools.deploy.cloudformation import DeployError, StackRequest, deploy_stack
 
 REQUEST = StackRequest("imagelabeller-s3", {"TemplateBody": "{}"}, {}, (), {})
 

@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from deploy.artifacts import ARTIFACTS_TEMPLATE, artifacts_template_body, upload_package
-from deploy.cloudformation import StackRequest, deploy_stack
 from tests.delivery.support import MOTO_ACCOUNT, PROJECT_DIR, MotoServer, run_deploy
+from tools.deploy.artifacts import ARTIFACTS_TEMPLATE, artifacts_template_body, upload_package
+from tools.deploy.cloudformation import StackRequest, deploy_stack
 
 REGION = "us-west-1"  # the test stage's region
 STAGE = "test"

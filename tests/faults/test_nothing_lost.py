@@ -19,12 +19,12 @@ from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.config import Limits
-from chalicelib.errors import LabellerUnavailable, StorageFull
+from chalicelib.domain.errors import LabellerUnavailable, StorageFull
+from chalicelib.domain.models import ImageRecord, LabelOutcome, Status
+from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
-from chalicelib.models import ImageRecord, LabelOutcome, Status
 from chalicelib.ports import Labeller
 from chalicelib.service import ImageService
-from chalicelib.stream_events import image_ids_to_label
 from tests.support import NoNetwork, jpeg_variant, photo_jpeg
 
 BATCH = 4

@@ -15,8 +15,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from chalicelib import imaging
-from chalicelib.errors import ImageLabellerError
+from chalicelib.domain import imaging
+from chalicelib.domain.errors import ImageLabellerError
 from tests.support import encode
 
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))

@@ -19,7 +19,7 @@ from chalicelib.adapters.emf import EmfMetrics
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.sqlite import SqliteLabelTable
 from chalicelib.config import Limits
-from chalicelib.models import Label, LabelOutcome
+from chalicelib.domain.models import Label, LabelOutcome
 from chalicelib.service import ImageService
 from tests.infrastructure.templates import (
     CHALICE_DIR,

@@ -26,8 +26,8 @@ from moto import mock_aws
 
 from chalicelib.adapters.dynamodb import DynamoDBLabelTable
 from chalicelib.adapters.s3 import S3ImageStore
-from chalicelib.errors import StoredImageMissing
-from chalicelib.models import ImageInfo, ImageRecord, Label, Status
+from chalicelib.domain.errors import StoredImageMissing
+from chalicelib.domain.models import ImageInfo, ImageRecord, Label, Status
 from tests.fixtures.aws import ACCOUNT, BUCKET, REGION, TABLE
 from tests.infrastructure.templates import (
     CHALICE_DIR,

@@ -1,4 +1,4 @@
-"""Real `chalice local` servers for checking answers against chalicelib/openapi.json."""
+"""Real `chalice local` servers for checking answers against chalicelib/http/openapi.json."""
 
 from __future__ import annotations
 

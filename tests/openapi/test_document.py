@@ -1,5 +1,5 @@
-"""chalicelib/openapi.json: a valid OpenAPI 3.1 document that describes exactly the routes
-app.py serves, with the error shape and codes chalicelib/api.py answers."""
+"""chalicelib/http/openapi.json: a valid OpenAPI 3.1 document that describes exactly the routes
+app.py serves, with the error shape and codes chalicelib/http/api.py answers."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from chalicelib import api, web
+from chalicelib.http import api
+from chalicelib.http import page as web
 from tests.openapi.routes import served_operations
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}

@@ -16,7 +16,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from chalicelib import web
+from chalicelib.http import page as web
 from tests.openapi.routes import served
 from tests.openapi.stand_in import StandIn
 from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png, poll

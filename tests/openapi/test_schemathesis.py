@@ -25,7 +25,7 @@ from schemathesis.specs.openapi.checks import (
     unsupported_method,
 )
 
-from chalicelib import web
+from chalicelib.http import page as web
 from tests.openapi.routes import served_operations
 from tests.openapi.stand_in import StandIn, keep_on_loopback
 from tests.support import solid_image

@@ -22,7 +22,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from deploy.package_models import keep_only_model
+from tools.deploy.package_models import keep_only_model
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CHALICE_DIR = PROJECT_DIR / ".chalice"
@@ -144,7 +144,7 @@ def chalice_deployments_lock() -> Iterator[None]:
 
 def chalice_package(stage: Stage, out_dir: Path, keep_unpruned: bool = False) -> Packaged:
     """What the deploy's packaging step writes: `chalice package`, then only the stage's
-    model left in deployment.zip (deploy/package_models.py)."""
+    model left in deployment.zip (tools/deploy/package_models.py)."""
     target = out_dir / stage.name
     command = [
         str(CHALICE),

@@ -21,15 +21,9 @@ from typing import Any
 
 import pytest
 
-from chalicelib import api, config
+from chalicelib import config
 from chalicelib.config import PLACEHOLDER_STREAM_ARN, Limits, Settings, model_file
-from deploy.package_models import (
-    ModelNotPackaged,
-    keep_only_model,
-    model_entry,
-    packaged_models,
-)
-from deploy.settings import CHALICE_CONFIG, StageRefused, load_stage, read_json
+from chalicelib.http import api
 from tests.infrastructure.templates import Deployment, load_template
 from tests.package.support import (
     API_FUNCTION,
@@ -58,6 +52,13 @@ from tests.package.support import (
     wheel_tags,
 )
 from tests.support import photo_png
+from tools.deploy.package_models import (
+    ModelNotPackaged,
+    keep_only_model,
+    model_entry,
+    packaged_models,
+)
+from tools.deploy.settings import CHALICE_CONFIG, StageRefused, load_stage, read_json
 
 # Packaging downloads Lambda wheels from PyPI the first time in a checkout.
 pytestmark = pytest.mark.timeout(900)
@@ -614,7 +615,16 @@ def test_package_leaves_out_boto3_and_what_only_development_needs(
     with zipfile.ZipFile(packages[STAGES[0].name].zip_path) as archive:
         top_level = {name.split("/", 1)[0] for name in archive.namelist()}
     # boto3 comes with the Lambda runtime; the rest are ours for development only.
-    unwanted = {"boto3", "botocore", "tests", "scripts", "localaws", ".chalice", "moto", "torch"}
+    unwanted = {
+        "boto3",
+        "botocore",
+        "tests",
+        "scripts",
+        "tools",
+        ".chalice",
+        "moto",
+        "torch",
+    }
     assert top_level & unwanted == set()
 
 

@@ -61,7 +61,7 @@ def sagemaker_runtime_server(log_path: Path, endpoint: str) -> BackgroundServer:
     command = [
         sys.executable,
         "-m",
-        "localaws.sagemaker_runtime",
+        "tools.localaws.sagemaker_runtime",
         "--port",
         str(port),
         "--endpoint",

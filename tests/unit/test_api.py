@@ -1,4 +1,4 @@
-"""chalicelib/api.py: how every answer is finished."""
+"""chalicelib/http/api.py: how every answer is finished."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from chalice.app import Request, Response
 
-from chalicelib import api
-from chalicelib.errors import InvalidRequest
+from chalicelib.domain.errors import InvalidRequest
+from chalicelib.http import api
 
 
 def proxy_request(path: str, context_path: str) -> Request:

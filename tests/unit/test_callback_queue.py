@@ -16,12 +16,12 @@ from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
 from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
+from chalicelib.adapters.webhooks import Delivery
 from chalicelib.config import Limits
+from chalicelib.domain.models import Status, WebhookStatus, utc_now
+from chalicelib.events.callbacks import callback_image_ids
 from chalicelib.local.queue import LocalQueuePoller
-from chalicelib.models import Status, WebhookStatus, utc_now
 from chalicelib.service import ImageService
-from chalicelib.sqs_events import callback_image_ids
-from chalicelib.webhooks import Delivery
 from tests.support import photo_png
 from tests.unit.test_service import UrlTable
 

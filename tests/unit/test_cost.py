@@ -1,4 +1,4 @@
-"""The cost model (costs/) and its command (scripts/cost.py): the arithmetic of docs/COST.md,
+"""The cost model (tools/costs/) and its command (scripts/cost.py): the arithmetic of docs/COST.md,
 pinned with examples worked by hand."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ sys.path.append(str(ROOT / "scripts"))
 
 import cost  # noqa: E402
 
-from costs.inputs import (  # noqa: E402
+from tools.costs.inputs import (  # noqa: E402
     REQUIRED_KEYS,
     CostInputError,
     Measured,
@@ -22,7 +22,7 @@ from costs.inputs import (  # noqa: E402
     measured_from,
     stage_memory,
 )
-from costs.model import (  # noqa: E402
+from tools.costs.model import (  # noqa: E402
     ONNX,
     REKOGNITION,
     SAGEMAKER,
@@ -37,9 +37,9 @@ from costs.model import (  # noqa: E402
     sagemaker_month,
     sagemaker_utilisation,
 )
-from costs.prices import REMEMBERED, US_WEST_2  # noqa: E402
-from costs.render import money, render_price_table  # noqa: E402
-from costs.requests import (  # noqa: E402
+from tools.costs.prices import REMEMBERED, US_WEST_2  # noqa: E402
+from tools.costs.render import money, render_price_table  # noqa: E402
+from tools.costs.requests import (  # noqa: E402
     ItemSizes,
     dynamodb_item_bytes,
     representative_item_sizes,

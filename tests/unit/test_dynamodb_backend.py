@@ -9,9 +9,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from chalicelib.adapters.dynamodb import DynamoDBLabelTable
+from chalicelib.domain.models import Label
+from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.dynamodb_streams import DynamoDBStreamSource
-from chalicelib.models import Label
-from chalicelib.stream_events import image_ids_to_label
 from tests.contract.test_label_table import T0, new_record
 from tests.fixtures.aws import LABEL_INDEX_TABLE, REGION, TABLE
 

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.fetch import GuardedFetcher, IPAddress, is_public_address
 from chalicelib.config import Limits
-from chalicelib.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
-from chalicelib.fetch import GuardedFetcher, IPAddress, is_public_address
+from chalicelib.domain.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
 from tests.support import LoopbackServer, PostReceiver, Reply, TricklingServer, free_port
 
 LIMITS = Limits(max_image_bytes=10_000, fetch_total_timeout=2.0, fetch_connect_timeout=1.0)
@@ -89,15 +89,15 @@ def test_resolver_answer_is_what_gets_checked() -> None:
 def fetch_log(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> pytest.LogCaptureFixture:
-    """caplog's records of chalicelib.fetch, also once logs.configure_logging() has stopped
+    """caplog's records of chalicelib.adapters.fetch, also once logs.configure_logging() has stopped
     the `chalicelib` loggers from propagating to the root logger caplog listens on."""
     monkeypatch.setattr(logging.getLogger("chalicelib"), "propagate", True)
-    caplog.set_level(logging.WARNING, logger="chalicelib.fetch")
+    caplog.set_level(logging.WARNING, logger="chalicelib.adapters.fetch")
     return caplog
 
 
 def fetch_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [record for record in caplog.records if record.name == "chalicelib.fetch"]
+    return [record for record in caplog.records if record.name == "chalicelib.adapters.fetch"]
 
 
 def test_refusal_names_neither_host_nor_address_and_the_log_names_both(

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageFile
 
-from chalicelib import imaging
-from chalicelib.errors import ImageTooLarge, NotAnImage, UnsupportedImageFormat
+from chalicelib.domain import imaging
+from chalicelib.domain.errors import ImageTooLarge, NotAnImage, UnsupportedImageFormat
 from tests.support import encode, photo_jpeg, photo_png, solid_image
 
 LIMIT = 50_000_000

@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.items import from_item, to_item
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
-from chalicelib.items import from_item, to_item
+from chalicelib.domain.models import Label, Status
+from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
-from chalicelib.models import Label, Status
-from chalicelib.stream_events import image_ids_to_label
 from tests.contract.test_label_table import T0, new_record
 from tests.support import poll
 

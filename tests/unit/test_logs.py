@@ -16,13 +16,14 @@ import pytest
 from chalice.app import Chalice
 from chalice.test import Client
 
-from chalicelib import api, logs
+from chalicelib import logs
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteLabelTable
 from chalicelib.config import Limits
-from chalicelib.errors import FetchFailed, LabellerUnavailable
-from chalicelib.models import LabelOutcome
+from chalicelib.domain.errors import FetchFailed, LabellerUnavailable
+from chalicelib.domain.models import LabelOutcome
+from chalicelib.http import api
 from chalicelib.ports import Labeller
 from chalicelib.service import ImageService, LabellingRetryNeeded
 from tests.support import photo_png

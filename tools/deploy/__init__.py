@@ -1,0 +1,12 @@
+"""Deploy one stage of ImageLabeller end to end: `scripts/deploy <stage> [--dry-run]`.
+
+docs/DEPLOY.md says what each step creates and how to roll back. The modules:
+
+- `settings`: what a stage is, from .chalice/config.json and tools/deploy/stages.json;
+- `plan`: the steps of a deploy, in the original's order, as data;
+- `actions`: what one step does, described (dry run) or done (boto3, subprocesses);
+- `cloudformation`: create or update a stack and wait for it;
+- `artifacts`: the artifacts bucket and the upload of the Lambda package;
+- `package_models`: only the stage's model in the Lambda package;
+- `cli`: the command line.
+"""
