@@ -1,4 +1,4 @@
-"""The one place that chooses adapters: settings in, a wired ImageService out."""
+"""The one place that chooses adapters: settings in, the wired use cases out."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from chalicelib.local.stream import (
     StreamSource,
 )
 from chalicelib.ports import ImageStore, Labeller, LabelTable, Notifier
-from chalicelib.service import ImageService
+from chalicelib.use_cases import UseCases, wire
 
 DATABASE_FILE = "imagelabeller.sqlite3"
 IMAGES_FOLDER = "images"
@@ -32,7 +32,7 @@ IMAGES_FOLDER = "images"
 @dataclass(frozen=True)
 class Components:
     settings: Settings
-    service: ImageService
+    use_cases: UseCases
     database: SqliteDatabase | None
     # Local mode takes direct uploads itself; on AWS they go to S3.
     local_upload_store: FolderImageStore | None
@@ -43,7 +43,7 @@ class Components:
 def build(settings: Settings) -> Components:
     store, table, database = _storage(settings)
     callback_queue = SqliteQueue(database, CALLBACK_QUEUE) if database is not None else None
-    service = ImageService(
+    use_cases = wire(
         store=store,
         table=table,
         labeller=_labeller(settings),
@@ -58,7 +58,7 @@ def build(settings: Settings) -> Components:
     local_store = store if isinstance(store, FolderImageStore) else None
     return Components(
         settings=settings,
-        service=service,
+        use_cases=use_cases,
         database=database,
         local_upload_store=local_store,
         local_callback_queue=callback_queue,
@@ -140,8 +140,8 @@ def components() -> Components:
         return _components
 
 
-def get_service() -> ImageService:
-    return components().service
+def use_cases() -> UseCases:
+    return components().use_cases
 
 
 def local_stream_poller(handler: StreamHandler, stream_arn: str) -> LocalStreamPoller:

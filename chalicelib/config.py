@@ -1,7 +1,7 @@
 """Settings, read once from the IMAGELABELLER_* environment variables.
 
 Nothing else in the code reads os.environ. Under `chalice.test.Client` a stage's variables
-are applied per request, so callers read settings lazily (see bootstrap.get_service).
+are applied per request, so callers read settings lazily (see bootstrap.use_cases).
 """
 
 from __future__ import annotations

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from chalicelib.domain.models import (
+    Delivery,
     ImageRecord,
     Label,
     LabelHit,
@@ -14,9 +16,6 @@ from chalicelib.domain.models import (
     UploadTarget,
     WebhookState,
 )
-
-if TYPE_CHECKING:
-    from chalicelib.adapters.webhooks import Delivery
 
 
 class ImageStore(Protocol):
@@ -147,3 +146,21 @@ class Metrics(Protocol):
     def publish(self) -> None:
         """Emit what was recorded since the last publish."""
         ...
+
+
+@dataclass(frozen=True)
+class Storage:
+    """Where an image lives: its bytes and its record, always used together."""
+
+    store: ImageStore
+    table: LabelTable
+
+
+class NoMetrics:
+    """Metrics port that keeps nothing (tests, tools)."""
+
+    def record(self, name: str, value: float, unit: str) -> None:
+        pass
+
+    def publish(self) -> None:
+        pass

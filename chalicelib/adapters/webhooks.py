@@ -24,11 +24,11 @@ import hmac
 import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from chalicelib.domain.errors import FetchFailed, UrlNotAllowed
+from chalicelib.domain.models import Delivery
 
 SIGNATURE_HEADER = "ImageLabeller-Signature"
 EVENT_HEADER = "ImageLabeller-Event"
@@ -84,17 +84,6 @@ class JsonPoster(Protocol):
     """
 
     def post_json(self, url: str, body: bytes, headers: Mapping[str, str]) -> int: ...
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """How a webhook delivery ended, to be recorded with the image."""
-
-    delivered: bool
-    attempts: int
-    last_status: int | None  # the last attempt's HTTP status; None if it got none
-    last_error: str | None  # why the last attempt did not deliver; None if it did
-    last_attempt_at: datetime  # UTC
 
 
 class WebhookSender:

@@ -73,6 +73,17 @@ class WebhookState:
 
 
 @dataclass(frozen=True)
+class Delivery:
+    """How a webhook delivery ended, to be recorded with the image."""
+
+    delivered: bool
+    attempts: int
+    last_status: int | None  # the last attempt's HTTP status; None if it got none
+    last_error: str | None  # why the last attempt did not deliver; None if it did
+    last_attempt_at: datetime  # UTC
+
+
+@dataclass(frozen=True)
 class UploadTarget:
     """A URL the client PUTs image bytes to, with the headers it must send."""
 

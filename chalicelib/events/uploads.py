@@ -10,6 +10,8 @@ from typing import Any
 from urllib.parse import unquote_plus
 
 UPLOAD_PREFIX = "uploads/"
+# The bucket notifies this queue of direct uploads (cloudformation/s3.yaml).
+UPLOAD_QUEUE = "imagelabeller-uploads"
 
 
 def uploaded_image_ids(sqs_records: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -6,7 +6,7 @@ import functools
 import json
 from typing import Any
 
-from chalicelib.http.api import error_body
+from chalicelib.http.responses import error_body
 
 # socketserver's default listen backlog is 5: with a few dozen clients connecting at once
 # the kernel's accept queue overflows and connections are reset before the server sees

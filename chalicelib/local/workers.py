@@ -1,10 +1,17 @@
-"""The background workers `chalice local` runs in place of AWS's event sources."""
+"""The background workers `chalice local` runs in place of AWS's event sources: the
+DynamoDB stream's (labelling) and the callback queue's (delivery)."""
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
+
+from chalicelib import config
+from chalicelib.bootstrap import local_callback_poller, local_stream_poller
+from chalicelib.local import dev_server
+
+Handler = Callable[[dict[str, Any], Any], Any]
 
 
 class Worker(Protocol):
@@ -15,9 +22,22 @@ _running: dict[str, Worker | None] = {}
 _start_lock = threading.Lock()
 
 
+def start_under_chalice_local(
+    label_handler: Handler, callback_handler: Handler, stream_arn: str
+) -> None:
+    """Under `chalice local` only (not `chalice package`, not tests): tune its server and
+    start both workers, once per process (app.py may be imported more than once)."""
+    if not config.running_under_chalice_local():
+        return
+    dev_server.tune()
+    if config.Settings.from_environ().local_stream:
+        start_once("stream", lambda: local_stream_poller(label_handler, stream_arn))
+    start_once("callbacks", lambda: local_callback_poller(callback_handler))
+
+
 def start_once(name: str, factory: Callable[[], Worker | None]) -> Worker | None:
-    """Start the process's one worker called `name` (app.py may be imported more than
-    once); a factory may answer None when the worker has nothing to do here."""
+    """Start the process's one worker called `name`; a factory may answer None when the
+    worker has nothing to do here."""
     with _start_lock:
         if name not in _running:
             worker = factory()

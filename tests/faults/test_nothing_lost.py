@@ -24,7 +24,7 @@ from chalicelib.domain.models import ImageRecord, LabelOutcome, Status
 from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from chalicelib.ports import Labeller
-from chalicelib.service import ImageService
+from chalicelib.use_cases import wire
 from tests.support import NoNetwork, jpeg_variant, photo_jpeg
 
 BATCH = 4
@@ -56,7 +56,7 @@ class World:
     def __init__(self, database: SqliteDatabase, store: FolderImageStore, labeller: Labeller):
         self.database = database
         self.table = SqliteLabelTable(database)
-        self.service = ImageService(
+        self.service = wire(
             store=store,
             table=self.table,
             labeller=labeller,
@@ -67,7 +67,7 @@ class World:
         self.accepted: list[str] = []
 
     def handler(self, event: dict[str, Any], context: Any) -> None:
-        self.service.label_images(image_ids_to_label(event["Records"]))
+        self.service.labelling.label_images(image_ids_to_label(event["Records"]))
 
     def poller(
         self, handler: Callable[[dict[str, Any], Any], None] | None = None
@@ -79,7 +79,7 @@ class World:
         photos = [photo_jpeg("coffee"), photo_jpeg("chelsea"), photo_jpeg("motorcycle")]
         for index in range(count):
             photo = jpeg_variant(photos[index % 3], len(self.accepted))
-            self.accepted.append(self.service.submit_upload(photo).record.image_id)
+            self.accepted.append(self.service.submission.submit_upload(photo).record.image_id)
 
     def drain(self, poller: LocalStreamPoller | None = None, max_failures: int = 20) -> None:
         """Deliver until the stream is empty, retrying failed batches as Lambda would."""
@@ -149,7 +149,9 @@ def test_crash_after_part_of_a_batch_was_written(
     def crash_after_labelling(event: dict[str, Any], context: Any) -> None:
         ids = image_ids_to_label(event["Records"])
         if not crashed:
-            world.service.label_images(ids[:2])  # half the batch is written, then the crash
+            world.service.labelling.label_images(
+                ids[:2]
+            )  # half the batch is written, then the crash
             crashed.append(ids)
             raise RuntimeError("the process died")
         world.handler(event, context)
@@ -202,7 +204,7 @@ def test_two_workers_labelling_the_same_batch_write_each_result_once(
     reports = []
 
     def worker() -> None:
-        reports.append(world.service.label_images(world.accepted))
+        reports.append(world.service.labelling.label_images(world.accepted))
 
     workers = [threading.Thread(target=worker) for _ in range(2)]
     for thread in workers:

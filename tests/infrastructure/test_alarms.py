@@ -20,7 +20,7 @@ from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.sqlite import SqliteLabelTable
 from chalicelib.config import Limits
 from chalicelib.domain.models import Label, LabelOutcome
-from chalicelib.service import ImageService
+from chalicelib.use_cases import wire
 from tests.infrastructure.templates import (
     CHALICE_DIR,
     Deployment,
@@ -279,7 +279,7 @@ def test_failed_share_reads_exactly_what_the_app_emits(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     """The real service and its EMF adapter label a batch; the alarm reads those metrics."""
-    service = ImageService(
+    service = wire(
         store=folder_store,
         table=sqlite_table,
         labeller=FirstGoodRestUnreadable(),
@@ -287,9 +287,11 @@ def test_failed_share_reads_exactly_what_the_app_emits(
         limits=Limits(),
         metrics=EmfMetrics(),
     )
-    images = [service.submit_upload(solid_image(size=(32 + n, 32))).record for n in range(3)]
+    images = [
+        service.submission.submit_upload(solid_image(size=(32 + n, 32))).record for n in range(3)
+    ]
     capsys.readouterr()
-    service.label_images([image.image_id for image in images])
+    service.labelling.label_images([image.image_id for image in images])
     [emitted] = [
         json.loads(line) for line in capsys.readouterr().out.splitlines() if "_aws" in line
     ]

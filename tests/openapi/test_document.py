@@ -1,5 +1,5 @@
 """chalicelib/http/openapi.json: a valid OpenAPI 3.1 document that describes exactly the routes
-app.py serves, with the error shape and codes chalicelib/http/api.py answers."""
+app.py serves, with the error shape and codes chalicelib/http/responses.py answers."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 from openapi_spec_validator import OpenAPIV31SpecValidator, validate
 
-from chalicelib.http import api
 from chalicelib.http import page as web
+from chalicelib.http import responses
+from chalicelib.http.requests import IMAGE_MEDIA_TYPES
 from tests.openapi.routes import served_operations
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
@@ -89,7 +90,7 @@ def error_codes_in(response: dict[str, Any]) -> set[str]:
 
 
 def test_error_responses_use_each_code_with_the_status_the_api_gives_it() -> None:
-    status_by_code = {**api.STATUS_BY_CODE, "method_not_allowed": 405}
+    status_by_code = {**responses.STATUS_BY_CODE, "method_not_allowed": 405}
     for label, operation in operations():
         for status, response in operation["responses"].items():
             if int(status) < 400:
@@ -100,13 +101,13 @@ def test_error_responses_use_each_code_with_the_status_the_api_gives_it() -> Non
 
 def test_every_error_code_the_api_answers_is_in_the_error_code_enum() -> None:
     enum = set(document()["components"]["schemas"]["ErrorCode"]["enum"])
-    chalice_codes = set(api.CHALICE_CODES.values()) - {"internal_error"}
-    assert set(api.STATUS_BY_CODE) | chalice_codes <= enum
+    chalice_codes = set(responses.CHALICE_CODES.values()) - {"internal_error"}
+    assert set(responses.STATUS_BY_CODE) | chalice_codes <= enum
 
 
 def test_image_uploads_accept_every_image_media_type_the_api_lists() -> None:
     paths = document()["paths"]
-    listed = set(api.IMAGE_MEDIA_TYPES) - {"image/jpg", "image/x-ms-bmp", "image/heic"}
+    listed = set(IMAGE_MEDIA_TYPES) - {"image/jpg", "image/x-ms-bmp", "image/heic"}
     for path, method in (("/images", "post"), ("/uploads/{image_id}", "put")):
         content = paths[path][method]["requestBody"]["content"]
         assert listed <= set(content), path

@@ -23,7 +23,6 @@ import pytest
 
 from chalicelib import config
 from chalicelib.config import PLACEHOLDER_STREAM_ARN, Limits, Settings, model_file
-from chalicelib.http import api
 from tests.infrastructure.templates import Deployment, load_template
 from tests.package.support import (
     API_FUNCTION,
@@ -299,7 +298,7 @@ def test_api_gateway_answers_its_own_errors_in_our_error_shape(
         assert response["ResponseParameters"] == {"Headers": {"Content-Type": "'application/json'"}}
     missing = responses["MISSING_AUTHENTICATION_TOKEN"]
     assert missing["StatusCode"] == "404"
-    assert json.loads(missing["ResponseTemplates"]["application/json"]) == api.error_body(
+    assert json.loads(missing["ResponseTemplates"]["application/json"]) == responses.error_body(
         "not_found", "no such route"
     )
     for response_type, code in (
@@ -310,8 +309,8 @@ def test_api_gateway_answers_its_own_errors_in_our_error_shape(
         template = responses[response_type]["ResponseTemplates"]["application/json"]
         # API Gateway substitutes the message as a JSON string, quotes included.
         body = template.replace("$context.error.messageString", json.dumps('Too "Many" Requests'))
-        assert json.loads(body) == api.error_body(code, 'Too "Many" Requests'), response_type
-        assert code in {*api.STATUS_BY_CODE, *api.CHALICE_CODES.values()}
+        assert json.loads(body) == responses.error_body(code, 'Too "Many" Requests'), response_type
+        assert code in {*responses.STATUS_BY_CODE, *responses.CHALICE_CODES.values()}
 
 
 @by_stage

@@ -1,14 +1,16 @@
-"""chalicelib/http/api.py: how every answer is finished."""
+"""chalicelib/http: how every answer is finished, and how bodies are parsed."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
 from chalice.app import Request, Response
 
 from chalicelib.domain.errors import InvalidRequest
-from chalicelib.http import api
+from chalicelib.http import responses
+from chalicelib.http.requests import batch_submit, json_object, url_submit
 
 
 def proxy_request(path: str, context_path: str) -> Request:
@@ -37,13 +39,13 @@ def test_location_carries_the_prefix_the_caller_used(
     path: str, context_path: str, location: str
 ) -> None:
     response = Response(body={}, status_code=202, headers={"Location": "/images/abc"})
-    finished = api.finish_response(response, proxy_request(path, context_path))
+    finished = responses.finish_response(response, proxy_request(path, context_path))
     assert finished.headers["Location"] == location
 
 
 def test_absolute_locations_are_left_alone() -> None:
     response = Response(body={}, status_code=201, headers={"Location": "https://x.example/a"})
-    finished = api.finish_response(response, proxy_request("/images", "/api/images"))
+    finished = responses.finish_response(response, proxy_request("/images", "/api/images"))
     assert finished.headers["Location"] == "https://x.example/a"
 
 
@@ -52,4 +54,25 @@ def test_absolute_locations_are_left_alone() -> None:
 )
 def test_a_body_that_is_no_json_object_is_an_invalid_request(raw: bytes) -> None:
     with pytest.raises(InvalidRequest):
-        api.json_object(raw)
+        json_object(raw)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"url": None},
+        {"url": 42},
+        {"url": ["https://x"]},
+        {"url": "https://x", "callback_url": 7},
+    ],
+)
+def test_a_submit_whose_members_are_not_text_is_refused(body: dict[str, object]) -> None:
+    with pytest.raises(InvalidRequest):
+        url_submit(json.dumps(body).encode())
+
+
+@pytest.mark.parametrize("body", [{"urls": "https://x"}, {"urls": [1]}, {"urls": None}, {}])
+def test_a_batch_whose_urls_are_not_a_list_of_text_is_refused(body: dict[str, object]) -> None:
+    with pytest.raises(InvalidRequest):
+        batch_submit(json.dumps(body).encode())

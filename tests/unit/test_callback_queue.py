@@ -16,12 +16,11 @@ from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
 from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
-from chalicelib.adapters.webhooks import Delivery
 from chalicelib.config import Limits
-from chalicelib.domain.models import Status, WebhookStatus, utc_now
+from chalicelib.domain.models import Delivery, Status, WebhookStatus, utc_now
 from chalicelib.events.callbacks import callback_image_ids
 from chalicelib.local.queue import LocalQueuePoller
-from chalicelib.service import ImageService
+from chalicelib.use_cases import UseCases, wire
 from tests.support import photo_png
 from tests.unit.test_service import UrlTable
 
@@ -58,8 +57,8 @@ def make_service(
     onnx_labeller: OnnxLabeller,
     sender: RecordingSender,
     queue: SqliteQueue | None,
-) -> ImageService:
-    return ImageService(
+) -> UseCases:
+    return wire(
         store=folder_store,
         table=sqlite_table,
         labeller=onnx_labeller,
@@ -83,18 +82,18 @@ def test_labelling_queues_the_callback_and_sends_nothing_itself(
 ) -> None:
     sender = RecordingSender()
     service = make_service(folder_store, sqlite_table, onnx_labeller, sender, queue)
-    with_callback = service.submit_upload(photo_png("coffee"), CALLBACK).record
-    without = service.submit_upload(photo_png("chelsea")).record
-    service.label_images([with_callback.image_id, without.image_id])
+    with_callback = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
+    without = service.submission.submit_upload(photo_png("chelsea")).record
+    service.labelling.label_images([with_callback.image_id, without.image_id])
     assert sender.sent == []
     assert queued_ids(queue) == [with_callback.image_id]
 
-    service.deliver_callbacks([with_callback.image_id, with_callback.image_id])
+    service.labelling.deliver_callbacks([with_callback.image_id, with_callback.image_id])
     [(url, payload)] = sender.sent  # a duplicate message sends once
     assert url == CALLBACK  # the full URL is kept for delivery...
     assert payload["status"] == "CLASSIFIED"
     assert payload["webhook"]["url"] == "https://hooks.example/labels"  # ...never shown
-    webhook = service.get(with_callback.image_id).webhook
+    webhook = service.records.get(with_callback.image_id).webhook
     assert webhook is not None and webhook.status is WebhookStatus.DELIVERED
 
 
@@ -106,10 +105,10 @@ def test_a_replayed_batch_queues_a_still_pending_callback_again(
     queue: SqliteQueue,
 ) -> None:
     service = make_service(folder_store, sqlite_table, onnx_labeller, RecordingSender(), queue)
-    record = service.submit_upload(photo_png("coffee"), CALLBACK).record
-    service.label_images([record.image_id])
+    record = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
+    service.labelling.label_images([record.image_id])
     assert queued_ids(queue) == [record.image_id]
-    service.label_images([record.image_id])  # the queueing may have been lost: again
+    service.labelling.label_images([record.image_id])  # the queueing may have been lost: again
     queue_again = SqliteQueue(database, queue.name)
     assert [json.loads(m.body)["image_id"] for m in queue_again.receive(10, 0)] == [record.image_id]
 
@@ -119,9 +118,9 @@ def test_without_a_queue_a_callback_is_recorded_failed_not_left_pending(
 ) -> None:
     sender = RecordingSender()
     service = make_service(folder_store, sqlite_table, onnx_labeller, sender, None)
-    record = service.submit_upload(photo_png("coffee"), CALLBACK).record
-    service.label_images([record.image_id])
-    finished = service.get(record.image_id)
+    record = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
+    service.labelling.label_images([record.image_id])
+    finished = service.records.get(record.image_id)
     assert finished.status is Status.CLASSIFIED
     assert finished.webhook is not None and finished.webhook.status is WebhookStatus.FAILED
     assert finished.webhook.last_error == "this deployment has no webhook queue"

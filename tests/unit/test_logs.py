@@ -23,9 +23,10 @@ from chalicelib.adapters.sqlite import SqliteLabelTable
 from chalicelib.config import Limits
 from chalicelib.domain.errors import FetchFailed, LabellerUnavailable
 from chalicelib.domain.models import LabelOutcome
-from chalicelib.http import api
+from chalicelib.http import responses
+from chalicelib.labelling import LabellingRetryNeeded
 from chalicelib.ports import Labeller
-from chalicelib.service import ImageService, LabellingRetryNeeded
+from chalicelib.use_cases import UseCases, wire
 from tests.support import photo_png
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -51,16 +52,14 @@ class DownLabeller:
         raise LabellerUnavailable("endpoint unreachable")
 
 
-def make_service(
-    store: FolderImageStore, table: SqliteLabelTable, labeller: Labeller
-) -> ImageService:
-    return ImageService(store, table, labeller, NoNetwork(), Limits(), max_attempts=3)
+def make_service(store: FolderImageStore, table: SqliteLabelTable, labeller: Labeller) -> UseCases:
+    return wire(store, table, labeller, NoNetwork(), Limits(), max_attempts=3)
 
 
 @pytest.fixture
 def service(
     folder_store: FolderImageStore, sqlite_table: SqliteLabelTable, onnx_labeller: OnnxLabeller
-) -> ImageService:
+) -> UseCases:
     return make_service(folder_store, sqlite_table, onnx_labeller)
 
 
@@ -82,15 +81,15 @@ def the_line(lines: list[LogLine], message: str) -> LogLine:
 
 
 def test_an_accepted_image_is_one_info_line_carrying_its_id(
-    service: ImageService, capsys: pytest.CaptureFixture[str]
+    service: UseCases, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = photo_png("coffee")
-    record = service.submit_upload(data).record
+    record = service.submission.submit_upload(data).record
 
     line = the_line(logged(capsys), "image accepted")
     assert line["level"] == "INFO"
     assert line["service"] == "imagelabeller"
-    assert line["name"] == "chalicelib.service"
+    assert line["name"] == "chalicelib.submission"
     assert line["image_id"] == record.image_id
     assert line["status"] == "NOT_CLASSIFIED"
     assert (line["format"], line["size_bytes"], line["width"], line["height"]) == (
@@ -104,14 +103,14 @@ def test_an_accepted_image_is_one_info_line_carrying_its_id(
 
 
 def test_a_labelled_batch_logs_each_image_and_one_line_with_its_counts(
-    service: ImageService, folder_store: FolderImageStore, capsys: pytest.CaptureFixture[str]
+    service: UseCases, folder_store: FolderImageStore, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    good = service.submit_upload(photo_png("coffee")).record
-    bad = service.submit_upload(photo_png("chelsea")).record
+    good = service.submission.submit_upload(photo_png("coffee")).record
+    bad = service.submission.submit_upload(photo_png("chelsea")).record
     folder_store.delete(bad.image_id)
     capsys.readouterr()
 
-    service.label_images([good.image_id, bad.image_id, good.image_id])
+    service.labelling.label_images([good.image_id, bad.image_id, good.image_id])
 
     lines = logged(capsys)
     classified = the_line(lines, "image classified")
@@ -139,11 +138,11 @@ def test_a_model_outage_logs_the_waiting_images_and_the_retry_count(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     service = make_service(folder_store, sqlite_table, DownLabeller())
-    record = service.submit_upload(photo_png("coffee")).record
+    record = service.submission.submit_upload(photo_png("coffee")).record
     capsys.readouterr()
 
     with pytest.raises(LabellingRetryNeeded):
-        service.label_images([record.image_id])
+        service.labelling.label_images([record.image_id])
 
     lines = logged(capsys)
     outage = the_line(lines, "the model is unavailable")
@@ -154,10 +153,10 @@ def test_a_model_outage_logs_the_waiting_images_and_the_retry_count(
 
 
 def test_deleting_an_image_logs_its_id(
-    service: ImageService, capsys: pytest.CaptureFixture[str]
+    service: UseCases, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record = service.submit_upload(photo_png("coffee")).record
-    service.delete(record.image_id)
+    record = service.submission.submit_upload(photo_png("coffee")).record
+    service.records.delete(record.image_id)
 
     assert the_line(logged(capsys), "image deleted")["image_id"] == record.image_id
 
@@ -179,7 +178,7 @@ def chalice_app_with_a_failing_route() -> Chalice:
     app.register_middleware(logs.tag_request, "all")
 
     @app.route("/images/{image_id}", methods=["GET"])
-    @api.answers_errors_as_json
+    @responses.answers_errors_as_json
     def get_image(image_id: str) -> dict[str, str]:
         raise RuntimeError("the disk caught fire")
 

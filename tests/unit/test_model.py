@@ -95,10 +95,10 @@ def test_service_configured_with_lite2_labels_with_lite2(tmp_path: Path) -> None
     )
     built = bootstrap.build(settings)
     try:
-        service = built.service
-        record = service.submit_upload(photo_png("chelsea")).record
-        service.label_images([record.image_id])
-        labelled = service.get(record.image_id)
+        service = built.use_cases
+        record = service.submission.submit_upload(photo_png("chelsea")).record
+        service.labelling.label_images([record.image_id])
+        labelled = service.records.get(record.image_id)
     finally:
         assert built.database is not None
         built.database.close()

@@ -21,7 +21,8 @@ from chalicelib.adapters.sqlite import SqliteLabelTable
 from chalicelib.config import AwsSettings, ConfigError, Limits, Settings
 from chalicelib.domain.errors import LabellerUnavailable
 from chalicelib.domain.models import Status
-from chalicelib.service import ImageService, LabellingRetryNeeded
+from chalicelib.labelling import LabellingRetryNeeded
+from chalicelib.use_cases import wire
 from tests.fixtures.sagemaker import (
     SAGEMAKER_ENDPOINT,
     SAGEMAKER_REGION,
@@ -289,7 +290,7 @@ def test_lasting_endpoint_outage_ends_the_image_failed_naming_the_endpoint(
     sagemaker_server: LocalSageMakerRuntime,
 ) -> None:
     max_attempts = Settings().label_max_attempts
-    service = ImageService(
+    service = wire(
         store=folder_store,
         table=sqlite_table,
         labeller=sagemaker_labeller_factory(max_attempts=2),
@@ -297,15 +298,15 @@ def test_lasting_endpoint_outage_ends_the_image_failed_naming_the_endpoint(
         limits=Limits(),
         max_attempts=max_attempts,
     )
-    record = service.submit_upload(photo_png("coffee")).record
+    record = service.submission.submit_upload(photo_png("coffee")).record
     sagemaker_server.inject(Fault.UNAVAILABLE, times=None)
     for _ in range(max_attempts - 1):
         with pytest.raises(LabellingRetryNeeded):
-            service.label_images([record.image_id])
-        assert service.get(record.image_id).status is Status.NOT_CLASSIFIED
-    report = service.label_images([record.image_id])
+            service.labelling.label_images([record.image_id])
+        assert service.records.get(record.image_id).status is Status.NOT_CLASSIFIED
+    report = service.labelling.label_images([record.image_id])
     assert report.failed == [record.image_id]
-    failed = service.get(record.image_id)
+    failed = service.records.get(record.image_id)
     assert failed.status is Status.FAILED
     assert failed.error is not None and SAGEMAKER_ENDPOINT in failed.error
     assert failed.model == f"sagemaker/{SAGEMAKER_ENDPOINT}"

@@ -27,8 +27,9 @@ from chalicelib.domain.errors import (
     StoredImageMissing,
 )
 from chalicelib.domain.models import ImageInfo, ImageRecord, LabelOutcome, Status, utc_now
+from chalicelib.labelling import LabellingRetryNeeded
 from chalicelib.ports import Labeller
-from chalicelib.service import ImageService, LabellingRetryNeeded
+from chalicelib.use_cases import UseCases, wire
 from tests.support import photo_jpeg, photo_png, solid_image
 
 
@@ -109,8 +110,8 @@ def make_service(
     labeller: Labeller,
     pages: dict[str, bytes],
     **limits: int,
-) -> ImageService:
-    return ImageService(
+) -> UseCases:
+    return wire(
         store=store,
         table=table,
         labeller=labeller,
@@ -126,27 +127,27 @@ def service(
     sqlite_table: SqliteLabelTable,
     onnx_labeller: OnnxLabeller,
     pages: dict[str, bytes],
-) -> ImageService:
+) -> UseCases:
     return make_service(folder_store, sqlite_table, onnx_labeller, pages)
 
 
 def test_submit_by_url_stores_the_image_and_a_pending_record(
-    service: ImageService, folder_store: FolderImageStore, pages: dict[str, bytes]
+    service: UseCases, folder_store: FolderImageStore, pages: dict[str, bytes]
 ) -> None:
-    record = service.submit_url("https://photos.example/coffee.png").record
+    record = service.submission.submit_url("https://photos.example/coffee.png").record
     assert record.status is Status.NOT_CLASSIFIED
     assert record.source_url == "https://photos.example/coffee.png"
     assert (record.image.format, record.image.width, record.image.height) == ("PNG", 600, 400)
     assert folder_store.get(record.image_id) == pages["https://photos.example/coffee.png"]
-    assert service.get(record.image_id) == record
+    assert service.records.get(record.image_id) == record
 
 
-def test_submitted_images_are_labelled_by_one_batch(service: ImageService) -> None:
-    coffee = service.submit_url("https://photos.example/coffee.png").record
-    cat = service.submit_upload(photo_jpeg("chelsea")).record
-    report = service.label_images([coffee.image_id, cat.image_id])
+def test_submitted_images_are_labelled_by_one_batch(service: UseCases) -> None:
+    coffee = service.submission.submit_url("https://photos.example/coffee.png").record
+    cat = service.submission.submit_upload(photo_jpeg("chelsea")).record
+    report = service.labelling.label_images([coffee.image_id, cat.image_id])
     assert sorted(report.classified) == sorted([coffee.image_id, cat.image_id])
-    labelled = service.get(coffee.image_id)
+    labelled = service.records.get(coffee.image_id)
     assert labelled.status is Status.CLASSIFIED
     assert labelled.labels[0].name == "espresso"
     assert labelled.model == "efficientnet-lite0/onnx"
@@ -154,39 +155,39 @@ def test_submitted_images_are_labelled_by_one_batch(service: ImageService) -> No
     assert len(labelled.legacy_label.split(", ")) == 5
 
 
-def test_replayed_batch_changes_nothing(service: ImageService) -> None:
-    record = service.submit_upload(photo_png("coffee")).record
-    service.label_images([record.image_id])
-    first = service.get(record.image_id)
-    report = service.label_images([record.image_id, record.image_id])
+def test_replayed_batch_changes_nothing(service: UseCases) -> None:
+    record = service.submission.submit_upload(photo_png("coffee")).record
+    service.labelling.label_images([record.image_id])
+    first = service.records.get(record.image_id)
+    report = service.labelling.label_images([record.image_id, record.image_id])
     assert report.skipped == [record.image_id]
-    assert service.get(record.image_id) == first
+    assert service.records.get(record.image_id) == first
 
 
 def test_undecodable_image_fails_alone_and_the_rest_of_its_batch_is_labelled(
-    service: ImageService, folder_store: FolderImageStore, sqlite_table: SqliteLabelTable
+    service: UseCases, folder_store: FolderImageStore, sqlite_table: SqliteLabelTable
 ) -> None:
-    good = service.submit_upload(photo_png("coffee")).record
+    good = service.submission.submit_upload(photo_png("coffee")).record
     truncated = photo_jpeg("chelsea")[:4000]
     # A record of bytes that never decode (as one accepted before a stricter check was).
     info = ImageInfo("JPEG", 451, 300, len(truncated), hashlib.sha256(truncated).hexdigest())
     bad = ImageRecord(str(uuid.uuid4()), Status.NOT_CLASSIFIED, info, utc_now())
     folder_store.put(bad.image_id, truncated, "image/jpeg")
     sqlite_table.insert(bad)
-    report = service.label_images([bad.image_id, good.image_id])
+    report = service.labelling.label_images([bad.image_id, good.image_id])
     assert (report.failed, report.classified) == ([bad.image_id], [good.image_id])
-    failed = service.get(bad.image_id)
+    failed = service.records.get(bad.image_id)
     assert failed.status is Status.FAILED
     assert failed.error is not None and "decoded" in failed.error
 
 
 def test_missing_stored_image_ends_failed_not_stuck(
-    service: ImageService, folder_store: FolderImageStore
+    service: UseCases, folder_store: FolderImageStore
 ) -> None:
-    record = service.submit_upload(photo_png("coffee")).record
+    record = service.submission.submit_upload(photo_png("coffee")).record
     folder_store.delete(record.image_id)
-    service.label_images([record.image_id])
-    failed = service.get(record.image_id)
+    service.labelling.label_images([record.image_id])
+    failed = service.records.get(record.image_id)
     assert (failed.status, failed.error) == (Status.FAILED, "the stored image is missing")
 
 
@@ -198,12 +199,12 @@ def test_model_outage_asks_for_a_retry_then_labels(
 ) -> None:
     labeller = OutageLabeller(onnx_labeller, outages=1)
     service = make_service(folder_store, sqlite_table, labeller, pages)
-    record = service.submit_upload(photo_png("coffee")).record
+    record = service.submission.submit_upload(photo_png("coffee")).record
     with pytest.raises(LabellingRetryNeeded):
-        service.label_images([record.image_id])
-    assert service.get(record.image_id).status is Status.NOT_CLASSIFIED
-    service.label_images([record.image_id])
-    labelled = service.get(record.image_id)
+        service.labelling.label_images([record.image_id])
+    assert service.records.get(record.image_id).status is Status.NOT_CLASSIFIED
+    service.labelling.label_images([record.image_id])
+    labelled = service.records.get(record.image_id)
     assert (labelled.status, labelled.attempts) == (Status.CLASSIFIED, 1)
 
 
@@ -215,35 +216,35 @@ def test_lasting_model_outage_ends_failed_after_the_attempt_limit(
 ) -> None:
     labeller = OutageLabeller(onnx_labeller, outages=100)
     service = make_service(folder_store, sqlite_table, labeller, pages)
-    record = service.submit_upload(photo_png("coffee")).record
+    record = service.submission.submit_upload(photo_png("coffee")).record
     for _ in range(2):
         with pytest.raises(LabellingRetryNeeded):
-            service.label_images([record.image_id])
-    report = service.label_images([record.image_id])
+            service.labelling.label_images([record.image_id])
+    report = service.labelling.label_images([record.image_id])
     assert report.failed == [record.image_id]
-    failed = service.get(record.image_id)
+    failed = service.records.get(record.image_id)
     assert failed.status is Status.FAILED
     assert failed.error is not None and "failed 3 times" in failed.error
     assert len(labeller.calls) == 3
 
 
-@pytest.mark.parametrize("url", [None, "", "   ", 42, ["https://x"], "https://" + "a" * 3000])
-def test_submit_refuses_a_missing_or_malformed_url(service: ImageService, url: object) -> None:
+@pytest.mark.parametrize("url", ["", "   ", "https://" + "a" * 3000])
+def test_submit_refuses_an_empty_or_overlong_url(service: UseCases, url: str) -> None:
     with pytest.raises(InvalidRequest):
-        service.submit_url(url)
+        service.submission.submit_url(url)
 
 
 def test_submit_of_a_page_that_is_not_an_image_stores_nothing(
-    service: ImageService, tmp_path: Path
+    service: UseCases, tmp_path: Path
 ) -> None:
     with pytest.raises(NotAnImage):
-        service.submit_url("https://photos.example/notes.txt")
+        service.submission.submit_url("https://photos.example/notes.txt")
     assert list((tmp_path / "images").iterdir()) == []
 
 
-def test_truncated_upload_is_refused_at_submit(service: ImageService) -> None:
+def test_truncated_upload_is_refused_at_submit(service: UseCases) -> None:
     with pytest.raises(NotAnImage, match="truncated"):
-        service.submit_upload(photo_jpeg("coffee")[:20000])
+        service.submission.submit_upload(photo_jpeg("coffee")[:20000])
 
 
 def test_upload_over_the_byte_limit_is_refused(
@@ -254,7 +255,7 @@ def test_upload_over_the_byte_limit_is_refused(
 ) -> None:
     service = make_service(folder_store, sqlite_table, onnx_labeller, pages, max_image_bytes=1000)
     with pytest.raises(ImageTooLarge):
-        service.submit_upload(photo_png("coffee"))
+        service.submission.submit_upload(photo_png("coffee"))
 
 
 def test_image_over_the_pixel_limit_is_refused(
@@ -267,7 +268,7 @@ def test_image_over_the_pixel_limit_is_refused(
         folder_store, sqlite_table, onnx_labeller, pages, max_image_pixels=64 * 48 - 1
     )
     with pytest.raises(ImageTooLarge, match="pixels"):
-        service.submit_upload(solid_image("PNG", (64, 48)))
+        service.submission.submit_upload(solid_image("PNG", (64, 48)))
 
 
 def test_store_failure_leaves_no_record(
@@ -280,7 +281,7 @@ def test_store_failure_leaves_no_record(
     broken = BrokenStore(tmp_path / "images")
     service = make_service(broken, sqlite_table, onnx_labeller, pages)
     with pytest.raises(OSError, match="disk full"):
-        service.submit_upload(photo_png("coffee"))
+        service.submission.submit_upload(photo_png("coffee"))
     assert database.query("SELECT COUNT(*) FROM images") == [(0,)]
 
 
@@ -293,7 +294,7 @@ def test_record_failure_removes_the_stored_image(
 ) -> None:
     service = make_service(folder_store, BrokenInsertTable(database), onnx_labeller, pages)
     with pytest.raises(OSError, match="locked"):
-        service.submit_upload(photo_png("coffee"))
+        service.submission.submit_upload(photo_png("coffee"))
     assert list((tmp_path / "images").iterdir()) == []
 
 
@@ -310,8 +311,8 @@ def test_the_loser_of_a_race_of_the_same_bytes_answers_as_a_resubmit(
 ) -> None:
     table = LateLookupTable(database, misses=2)
     service = make_service(folder_store, table, onnx_labeller, pages)
-    first = service.submit_upload(photo_png("coffee"))
-    second = service.submit_url("https://photos.example/coffee.png")  # missed the first
+    first = service.submission.submit_upload(photo_png("coffee"))
+    second = service.submission.submit_url("https://photos.example/coffee.png")  # missed the first
     assert first.created and not second.created
     assert second.record == first.record
     assert database.query("SELECT id FROM images") == [(first.record.image_id,)]
@@ -326,10 +327,10 @@ def test_the_loser_of_a_race_with_a_failed_image_sends_it_to_be_labelled_again(
 ) -> None:
     table = LateLookupTable(database, misses=0)
     service = make_service(folder_store, table, onnx_labeller, pages)
-    first = service.submit_upload(photo_png("coffee")).record
+    first = service.submission.submit_upload(photo_png("coffee")).record
     table.fail(first.image_id, "the model endpoint kept failing", "m", first.submitted_at)
     table.misses = 1
-    again = service.submit_upload(photo_png("coffee"))
+    again = service.submission.submit_upload(photo_png("coffee"))
     assert again.created and again.record.image_id == first.image_id
     assert again.record.status is Status.NOT_CLASSIFIED
     assert again.record.previous is not None
@@ -351,7 +352,7 @@ def test_identical_submits_at_once_make_one_record_and_one_stored_image(
 
     def submit(_: int) -> tuple[str, bool]:
         start.wait()
-        submission = service.submit_upload(data)
+        submission = service.submission.submit_upload(data)
         return submission.record.image_id, submission.created
 
     with ThreadPoolExecutor(max_workers=submitters) as pool:
@@ -363,10 +364,10 @@ def test_identical_submits_at_once_make_one_record_and_one_stored_image(
 
 
 def test_a_batch_with_one_url_twice_gives_both_the_same_image(
-    tmp_path: Path, service: ImageService, database: SqliteDatabase
+    tmp_path: Path, service: UseCases, database: SqliteDatabase
 ) -> None:
     url = "https://photos.example/coffee.png"
-    items = service.submit_batch([url, url, "https://photos.example/cat.jpg"])
+    items = service.submission.submit_batch([url, url, "https://photos.example/cat.jpg"])
     coffee = [item.submission for item in items[:2]]
     assert coffee[0] is not None and coffee[1] is not None
     assert coffee[0].record.image_id == coffee[1].record.image_id
@@ -376,21 +377,23 @@ def test_a_batch_with_one_url_twice_gives_both_the_same_image(
 
 
 def test_direct_uploads_of_known_bytes_still_get_their_own_record(
-    service: ImageService, folder_store: FolderImageStore
+    service: UseCases, folder_store: FolderImageStore
 ) -> None:
-    submitted = service.submit_upload(photo_png("coffee")).record
-    ticket = service.start_upload("image/png")
+    submitted = service.submission.submit_upload(photo_png("coffee")).record
+    ticket = service.submission.start_upload("image/png")
     folder_store.put(f"uploads/{ticket.image_id}", photo_png("coffee"), "image/png")
-    uploaded = service.register_upload(ticket.image_id)
+    uploaded = service.submission.register_upload(ticket.image_id)
     assert uploaded is not None and uploaded.image_id == ticket.image_id
     assert uploaded.status is Status.NOT_CLASSIFIED
-    assert service.submit_upload(photo_png("coffee")).record.image_id == submitted.image_id
+    assert (
+        service.submission.submit_upload(photo_png("coffee")).record.image_id == submitted.image_id
+    )
 
 
 @pytest.mark.parametrize("image_id", ["nope", str(uuid.uuid4()), "../etc/passwd", ""])
-def test_unknown_image_id_is_not_found(service: ImageService, image_id: str) -> None:
+def test_unknown_image_id_is_not_found(service: UseCases, image_id: str) -> None:
     with pytest.raises(ImageNotFound):
-        service.get(image_id)
+        service.records.get(image_id)
 
 
 def test_missing_stored_image_is_reported_by_the_store(folder_store: FolderImageStore) -> None:
@@ -405,7 +408,7 @@ def test_submits_and_batches_are_published_as_embedded_metrics(
     pages: dict[str, bytes],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    service = ImageService(
+    service = wire(
         store=folder_store,
         table=sqlite_table,
         labeller=onnx_labeller,
@@ -413,10 +416,10 @@ def test_submits_and_batches_are_published_as_embedded_metrics(
         limits=Limits(),
         metrics=EmfMetrics(),
     )
-    good = service.submit_upload(photo_png("coffee")).record
-    bad = service.submit_upload(photo_png("chelsea")).record
+    good = service.submission.submit_upload(photo_png("coffee")).record
+    bad = service.submission.submit_upload(photo_png("chelsea")).record
     folder_store.delete(bad.image_id)
-    service.label_images([good.image_id, bad.image_id])
+    service.labelling.label_images([good.image_id, bad.image_id])
     lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
     submitted, batch = lines[0], lines[-1]
     directive = batch["_aws"]["CloudWatchMetrics"][0]
@@ -448,39 +451,40 @@ def test_labelling_reads_a_record_once_when_it_has_no_callback(
     table = CountingReadsTable(database)
     service = make_service(folder_store, table, onnx_labeller, pages)
     ids = [
-        service.submit_upload(photo_jpeg(name)).record.image_id for name in ("coffee", "chelsea")
+        service.submission.submit_upload(photo_jpeg(name)).record.image_id
+        for name in ("coffee", "chelsea")
     ]
     table.reads = 0
-    assert sorted(service.label_images(ids).classified) == sorted(ids)
+    assert sorted(service.labelling.label_images(ids).classified) == sorted(ids)
     assert table.reads == len(ids)
 
 
 def test_a_damaged_stored_image_fails_and_resubmitting_its_bytes_repairs_it(
-    service: ImageService, folder_store: FolderImageStore
+    service: UseCases, folder_store: FolderImageStore
 ) -> None:
     data = photo_png("coffee")
-    record = service.submit_upload(data).record
+    record = service.submission.submit_upload(data).record
     folder_store.put(record.image_id, data[: len(data) // 2], "image/png")  # damaged on disk
-    service.label_images([record.image_id])
-    failed = service.get(record.image_id)
+    service.labelling.label_images([record.image_id])
+    failed = service.records.get(record.image_id)
     assert failed.status is Status.FAILED
     assert failed.error is not None and "damaged" in failed.error
 
-    again = service.submit_upload(data)
+    again = service.submission.submit_upload(data)
     assert again.created and again.record.image_id == record.image_id
     assert folder_store.get(record.image_id) == data  # the good bytes are back
-    service.label_images([record.image_id])
-    assert service.get(record.image_id).status is Status.CLASSIFIED
+    service.labelling.label_images([record.image_id])
+    assert service.records.get(record.image_id).status is Status.CLASSIFIED
 
 
 def test_resubmitting_classified_bytes_replaces_a_missing_stored_image(
-    service: ImageService, folder_store: FolderImageStore
+    service: UseCases, folder_store: FolderImageStore
 ) -> None:
     data = photo_png("coffee")
-    record = service.submit_upload(data).record
-    service.label_images([record.image_id])
+    record = service.submission.submit_upload(data).record
+    service.labelling.label_images([record.image_id])
     folder_store.delete(record.image_id)
-    again = service.submit_upload(data)
+    again = service.submission.submit_upload(data)
     assert not again.created and again.record.status is Status.CLASSIFIED
     assert folder_store.get(record.image_id) == data
 
@@ -505,6 +509,6 @@ def test_the_record_keeps_the_source_url_without_its_credentials(
     service = make_service(
         folder_store, sqlite_table, onnx_labeller, {submitted: photo_png("coffee")}
     )
-    record = service.submit_url(submitted).record
+    record = service.submission.submit_url(submitted).record
     assert record.source_url == kept
-    assert service.get(record.image_id).source_url == kept
+    assert service.records.get(record.image_id).source_url == kept

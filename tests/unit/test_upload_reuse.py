@@ -14,7 +14,8 @@ from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
 from chalicelib.domain.errors import ImageLabellerError
 from chalicelib.domain.models import Status
-from chalicelib.service import ImageService, Submission, UploadConflict
+from chalicelib.submission import Submission, UploadConflict
+from chalicelib.use_cases import UseCases
 from tests.support import jpeg_variant, photo_jpeg
 from tests.unit.test_service import make_service, stored_files
 
@@ -22,49 +23,49 @@ from tests.unit.test_service import make_service, stored_files
 @pytest.fixture
 def service(
     folder_store: FolderImageStore, sqlite_table: SqliteLabelTable, onnx_labeller: OnnxLabeller
-) -> ImageService:
+) -> UseCases:
     return make_service(folder_store, sqlite_table, onnx_labeller, {})
 
 
-def test_the_same_bytes_again_answer_the_first_record(service: ImageService) -> None:
-    image_id = service.start_upload("image/jpeg").image_id
-    first = service.receive_upload(image_id, photo_jpeg("coffee"))
-    again = service.receive_upload(image_id, photo_jpeg("coffee"))
+def test_the_same_bytes_again_answer_the_first_record(service: UseCases) -> None:
+    image_id = service.submission.start_upload("image/jpeg").image_id
+    first = service.submission.receive_upload(image_id, photo_jpeg("coffee"))
+    again = service.submission.receive_upload(image_id, photo_jpeg("coffee"))
     assert first.created and not again.created
     assert again.record == first.record
 
 
 def test_other_bytes_to_a_used_url_are_refused_and_the_first_image_kept(
-    service: ImageService, folder_store: FolderImageStore
+    service: UseCases, folder_store: FolderImageStore
 ) -> None:
-    image_id = service.start_upload("image/jpeg").image_id
-    first = service.receive_upload(image_id, photo_jpeg("coffee")).record
+    image_id = service.submission.start_upload("image/jpeg").image_id
+    first = service.submission.receive_upload(image_id, photo_jpeg("coffee")).record
     with pytest.raises(UploadConflict) as refused:
-        service.receive_upload(image_id, photo_jpeg("chelsea"))
+        service.submission.receive_upload(image_id, photo_jpeg("chelsea"))
     assert refused.value.code == "conflict"
-    assert service.get(image_id) == first
+    assert service.records.get(image_id) == first
     assert folder_store.get(image_id) == photo_jpeg("coffee")
 
 
 def test_a_late_notification_of_other_bytes_leaves_the_record_and_image(
-    service: ImageService, folder_store: FolderImageStore
+    service: UseCases, folder_store: FolderImageStore
 ) -> None:
-    image_id = service.start_upload("image/jpeg").image_id
-    first = service.receive_upload(image_id, photo_jpeg("coffee")).record
+    image_id = service.submission.start_upload("image/jpeg").image_id
+    first = service.submission.receive_upload(image_id, photo_jpeg("coffee")).record
     folder_store.put(f"uploads/{image_id}", photo_jpeg("chelsea"), "image/jpeg")
-    assert service.register_upload(image_id) == first
+    assert service.submission.register_upload(image_id) == first
     assert folder_store.get(image_id) == photo_jpeg("coffee")
-    assert service.register_upload(image_id) == first  # nothing left to register
+    assert service.submission.register_upload(image_id) == first  # nothing left to register
 
 
-def race(service: ImageService, image_id: str, bodies: list[bytes]) -> list[object]:
+def race(service: UseCases, image_id: str, bodies: list[bytes]) -> list[object]:
     """PUT every body to the upload at the same moment; each answer or error, in order."""
     start = threading.Barrier(len(bodies))
 
     def put(data: bytes) -> object:
         start.wait()
         try:
-            return service.receive_upload(image_id, data)
+            return service.submission.receive_upload(image_id, data)
         except ImageLabellerError as error:
             return error
 
@@ -74,14 +75,14 @@ def race(service: ImageService, image_id: str, bodies: list[bytes]) -> list[obje
 
 @pytest.mark.parametrize("round_number", range(5))
 def test_twenty_puts_of_the_same_bytes_at_once_make_one_record_and_keep_its_image(
-    service: ImageService,
+    service: UseCases,
     folder_store: FolderImageStore,
     database: SqliteDatabase,
     tmp_path: Path,
     round_number: int,
 ) -> None:
     data = jpeg_variant(photo_jpeg("chelsea"), round_number)
-    image_id = service.start_upload("image/jpeg").image_id
+    image_id = service.submission.start_upload("image/jpeg").image_id
     answers = race(service, image_id, [data] * 20)
     assert all(isinstance(answer, Submission) for answer in answers), answers
     submissions = [answer for answer in answers if isinstance(answer, Submission)]
@@ -89,20 +90,20 @@ def test_twenty_puts_of_the_same_bytes_at_once_make_one_record_and_keep_its_imag
     assert {submission.record.image_id for submission in submissions} == {image_id}
     assert folder_store.get(image_id) == data
     assert [path.name for path in stored_files(tmp_path / "images") if path.is_file()] == [image_id]
-    report = service.label_images([image_id])
+    report = service.labelling.label_images([image_id])
     assert report.classified == [image_id]
-    assert service.get(image_id).status is Status.CLASSIFIED
+    assert service.records.get(image_id).status is Status.CLASSIFIED
 
 
 def test_twenty_puts_of_different_bytes_at_once_keep_exactly_one(
-    service: ImageService, folder_store: FolderImageStore
+    service: UseCases, folder_store: FolderImageStore
 ) -> None:
     bodies = [jpeg_variant(photo_jpeg("coffee"), n) for n in range(20)]
-    image_id = service.start_upload("image/jpeg").image_id
+    image_id = service.submission.start_upload("image/jpeg").image_id
     answers = race(service, image_id, bodies)
     accepted = [n for n, answer in enumerate(answers) if isinstance(answer, Submission)]
     refused = [answer for answer in answers if isinstance(answer, UploadConflict)]
     assert len(accepted) == 1 and len(refused) == 19, answers
     winner = bodies[accepted[0]]
     assert folder_store.get(image_id) == winner
-    assert service.label_images([image_id]).classified == [image_id]
+    assert service.labelling.label_images([image_id]).classified == [image_id]

@@ -19,12 +19,12 @@ from chalicelib.adapters.webhooks import (
     EVENT_HEADER,
     FINISHED_EVENT,
     SIGNATURE_HEADER,
-    Delivery,
     WebhookSender,
     sign,
     verify,
 )
 from chalicelib.config import Limits
+from chalicelib.domain.models import Delivery
 from tests.support import PostReceiver, ReceivedRequest, free_port
 from tests.unit.test_fetch import LIMITS, fetcher
 

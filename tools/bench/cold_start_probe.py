@@ -17,16 +17,16 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from chalicelib.service import ImageService
+    from chalicelib.use_cases import UseCases
 
 
-def _submitted_batch(service: ImageService) -> list[str]:
+def _submitted_batch(service: UseCases) -> list[str]:
     """A stream batch's worth of mixed photos, the largest 12-megapixel ones included."""
     from chalicelib.config import Settings
     from tools.bench.photos import mixed_photos
 
     photos = mixed_photos(Settings.stream_batch_size, first=10**6)
-    return [service.submit_upload(photo.data).record.image_id for photo in photos]
+    return [service.submission.submit_upload(photo.data).record.image_id for photo in photos]
 
 
 def main() -> int:
@@ -35,14 +35,14 @@ def main() -> int:
     import app  # noqa: F401  (the import itself is what is measured)
 
     imported = time.perf_counter()
-    from chalicelib.bootstrap import get_service
+    from chalicelib.bootstrap import use_cases
 
     with tempfile.TemporaryDirectory() as folder:
         os.environ["IMAGELABELLER_DATA_DIR"] = folder
-        service = get_service()
-        image_id = service.submit_upload(photo).record.image_id
+        service = use_cases()
+        image_id = service.submission.submit_upload(photo).record.image_id
         labelled_from = time.perf_counter()
-        report = service.label_images([image_id])
+        report = service.labelling.label_images([image_id])
         labelled = time.perf_counter()
         if report.classified != [image_id]:
             raise SystemExit(f"the image was not classified: {report}")
@@ -50,7 +50,7 @@ def main() -> int:
 
         first_peak = peak_rss_mb()
         batch = _submitted_batch(service)
-        if len(service.label_images(batch).classified) != len(batch):
+        if len(service.labelling.label_images(batch).classified) != len(batch):
             raise SystemExit("a batch image was not classified")
     figures = {
         "import_s": imported - started,

@@ -1,0 +1,59 @@
+"""The three use-case services, wired to one set of ports: what the entry points call."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from chalicelib.config import Limits
+from chalicelib.domain.models import utc_now
+from chalicelib.labelling import Callbacks, LabellingPolicy, LabellingService
+from chalicelib.ports import (
+    CallbackSender,
+    Fetcher,
+    ImageStore,
+    Labeller,
+    LabelTable,
+    Metrics,
+    Notifier,
+    Storage,
+)
+from chalicelib.records import RecordService
+from chalicelib.submission import SubmissionService, new_image_id
+
+
+@dataclass(frozen=True)
+class UseCases:
+    submission: SubmissionService
+    labelling: LabellingService
+    records: RecordService
+
+
+def wire(
+    store: ImageStore,
+    table: LabelTable,
+    labeller: Labeller,
+    fetcher: Fetcher,
+    limits: Limits,
+    top_k: int = 10,
+    max_attempts: int = 3,
+    clock: Callable[[], datetime] = utc_now,
+    new_id: Callable[[], str] = new_image_id,
+    metrics: Metrics | None = None,
+    callbacks: CallbackSender | None = None,
+    notifier: Notifier | None = None,
+) -> UseCases:
+    storage = Storage(store, table)
+    return UseCases(
+        submission=SubmissionService(storage, fetcher, limits, metrics, clock, new_id),
+        labelling=LabellingService(
+            storage,
+            labeller,
+            LabellingPolicy(top_k=top_k, max_attempts=max_attempts),
+            Callbacks(notifier=notifier, sender=callbacks),
+            metrics,
+            clock,
+        ),
+        records=RecordService(storage),
+    )
