@@ -201,3 +201,25 @@ def with_decimals(value: Any) -> Any:
     if isinstance(value, list):
         return [with_decimals(inner) for inner in value]
     return value
+
+
+def index_entries(image_id: str, labels: tuple[Label, ...]) -> list[Item]:
+    """The search table's items for an image's labels."""
+    return [
+        {
+            "LabelKey": label_key(label.name),
+            "Rank": f"{1 - label.score:.9f}#{image_id}",
+            "ImageId": image_id,
+            "Name": label.name,
+            "Score": label.score,
+        }
+        for label in labels
+    ]
+
+
+def digest_claim_key(sha256: str) -> Item:
+    """The search table's key of the item that claims an image's bytes for one record.
+
+    Its `LabelKey` has upper-case letters, which label_key() (case-folded) never makes, so
+    no search reads it and no label's entries can collide with it."""
+    return {"LabelKey": f"SHA256#{sha256}", "Rank": "IMAGE"}

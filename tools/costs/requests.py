@@ -85,8 +85,7 @@ def dynamodb_item_bytes(item: Mapping[str, object]) -> int:
 def representative_item_sizes() -> ItemSizes:
     """The items the code writes for one image fetched by URL and labelled with 10 labels
     (the names and scores of the README's coffee photo)."""
-    from chalicelib.adapters.dynamodb import digest_claim_key, index_entries
-    from chalicelib.adapters.items import to_item
+    from chalicelib.adapters.items import digest_claim_key, index_entries, to_item
     from chalicelib.domain.models import ImageInfo, ImageRecord, Label, Status
 
     submitted = datetime(2026, 11, 26, 5, 11, 58, 14933, tzinfo=UTC)
