@@ -114,7 +114,7 @@ def images_with_label(name: str) -> dict[str, Any]:
 def start_upload() -> Response:
     request = current_request()
     content_type = requests.upload_content_type(requests.raw_body(request))
-    ticket = use_cases().submission.start_upload(content_type)
+    ticket = use_cases().uploads.start_upload(content_type)
     return responses.upload_ticket_response(ticket, request.headers)
 
 
@@ -152,7 +152,7 @@ def label_new_images(event: DynamoDBEvent) -> None:
 @app.on_sqs_message(queue=UPLOAD_QUEUE, batch_size=10)
 def register_uploads(event: SQSEvent) -> None:
     for image_id in uploaded_image_ids(record.to_dict() for record in event):
-        use_cases().submission.register_upload(image_id)
+        use_cases().uploads.register_upload(image_id)
 
 
 # One message per call: a slow receiver delays only its own callback.

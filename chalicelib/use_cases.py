@@ -8,6 +8,7 @@ from datetime import datetime
 
 from chalicelib.config import Limits
 from chalicelib.domain.models import utc_now
+from chalicelib.intake import ImageIntake
 from chalicelib.labelling import Callbacks, LabellingPolicy, LabellingService
 from chalicelib.ports import (
     CallbackSender,
@@ -21,11 +22,13 @@ from chalicelib.ports import (
 )
 from chalicelib.records import RecordService
 from chalicelib.submission import SubmissionService, new_image_id
+from chalicelib.uploads import UploadService
 
 
 @dataclass(frozen=True)
 class UseCases:
     submission: SubmissionService
+    uploads: UploadService
     labelling: LabellingService
     records: RecordService
 
@@ -45,8 +48,10 @@ def wire(
     notifier: Notifier | None = None,
 ) -> UseCases:
     storage = Storage(store, table)
+    intake = ImageIntake(storage, limits, metrics, clock)
     return UseCases(
-        submission=SubmissionService(storage, fetcher, limits, metrics, clock, new_id),
+        submission=SubmissionService(storage, intake, fetcher, new_id),
+        uploads=UploadService(storage, intake, clock, new_id),
         labelling=LabellingService(
             storage,
             labeller,

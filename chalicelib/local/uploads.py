@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from chalicelib.bootstrap import components
 from chalicelib.domain.errors import ImageNotFound, UploadNotAllowed
-from chalicelib.submission import Submission, upload_key
+from chalicelib.submission import Submission
+from chalicelib.uploads import upload_key
 
 
 def receive(image_id: str, body: bytes, expires: str, signature: str) -> Submission:
@@ -18,4 +19,4 @@ def receive(image_id: str, body: bytes, expires: str, signature: str) -> Submiss
         raise ImageNotFound("uploads go to the URL that POST /uploads answered")
     if not store.upload_allowed(upload_key(image_id), expires, signature):
         raise UploadNotAllowed("the upload URL is not valid or has expired")
-    return built.use_cases.submission.receive_upload(image_id, body)
+    return built.use_cases.uploads.receive_upload(image_id, body)

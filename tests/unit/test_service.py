@@ -380,9 +380,9 @@ def test_direct_uploads_of_known_bytes_still_get_their_own_record(
     service: UseCases, folder_store: FolderImageStore
 ) -> None:
     submitted = service.submission.submit_upload(photo_png("coffee")).record
-    ticket = service.submission.start_upload("image/png")
+    ticket = service.uploads.start_upload("image/png")
     folder_store.put(f"uploads/{ticket.image_id}", photo_png("coffee"), "image/png")
-    uploaded = service.submission.register_upload(ticket.image_id)
+    uploaded = service.uploads.register_upload(ticket.image_id)
     assert uploaded is not None and uploaded.image_id == ticket.image_id
     assert uploaded.status is Status.NOT_CLASSIFIED
     assert (

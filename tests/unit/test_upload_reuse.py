@@ -14,7 +14,8 @@ from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
 from chalicelib.domain.errors import ImageLabellerError
 from chalicelib.domain.models import Status
-from chalicelib.submission import Submission, UploadConflict
+from chalicelib.submission import Submission
+from chalicelib.uploads import UploadConflict
 from chalicelib.use_cases import UseCases
 from tests.support import jpeg_variant, photo_jpeg
 from tests.unit.test_service import make_service, stored_files
@@ -28,9 +29,9 @@ def service(
 
 
 def test_the_same_bytes_again_answer_the_first_record(service: UseCases) -> None:
-    image_id = service.submission.start_upload("image/jpeg").image_id
-    first = service.submission.receive_upload(image_id, photo_jpeg("coffee"))
-    again = service.submission.receive_upload(image_id, photo_jpeg("coffee"))
+    image_id = service.uploads.start_upload("image/jpeg").image_id
+    first = service.uploads.receive_upload(image_id, photo_jpeg("coffee"))
+    again = service.uploads.receive_upload(image_id, photo_jpeg("coffee"))
     assert first.created and not again.created
     assert again.record == first.record
 
@@ -38,10 +39,10 @@ def test_the_same_bytes_again_answer_the_first_record(service: UseCases) -> None
 def test_other_bytes_to_a_used_url_are_refused_and_the_first_image_kept(
     service: UseCases, folder_store: FolderImageStore
 ) -> None:
-    image_id = service.submission.start_upload("image/jpeg").image_id
-    first = service.submission.receive_upload(image_id, photo_jpeg("coffee")).record
+    image_id = service.uploads.start_upload("image/jpeg").image_id
+    first = service.uploads.receive_upload(image_id, photo_jpeg("coffee")).record
     with pytest.raises(UploadConflict) as refused:
-        service.submission.receive_upload(image_id, photo_jpeg("chelsea"))
+        service.uploads.receive_upload(image_id, photo_jpeg("chelsea"))
     assert refused.value.code == "conflict"
     assert service.records.get(image_id) == first
     assert folder_store.get(image_id) == photo_jpeg("coffee")
@@ -50,12 +51,12 @@ def test_other_bytes_to_a_used_url_are_refused_and_the_first_image_kept(
 def test_a_late_notification_of_other_bytes_leaves_the_record_and_image(
     service: UseCases, folder_store: FolderImageStore
 ) -> None:
-    image_id = service.submission.start_upload("image/jpeg").image_id
-    first = service.submission.receive_upload(image_id, photo_jpeg("coffee")).record
+    image_id = service.uploads.start_upload("image/jpeg").image_id
+    first = service.uploads.receive_upload(image_id, photo_jpeg("coffee")).record
     folder_store.put(f"uploads/{image_id}", photo_jpeg("chelsea"), "image/jpeg")
-    assert service.submission.register_upload(image_id) == first
+    assert service.uploads.register_upload(image_id) == first
     assert folder_store.get(image_id) == photo_jpeg("coffee")
-    assert service.submission.register_upload(image_id) == first  # nothing left to register
+    assert service.uploads.register_upload(image_id) == first  # nothing left to register
 
 
 def race(service: UseCases, image_id: str, bodies: list[bytes]) -> list[object]:
@@ -65,7 +66,7 @@ def race(service: UseCases, image_id: str, bodies: list[bytes]) -> list[object]:
     def put(data: bytes) -> object:
         start.wait()
         try:
-            return service.submission.receive_upload(image_id, data)
+            return service.uploads.receive_upload(image_id, data)
         except ImageLabellerError as error:
             return error
 
@@ -82,7 +83,7 @@ def test_twenty_puts_of_the_same_bytes_at_once_make_one_record_and_keep_its_imag
     round_number: int,
 ) -> None:
     data = jpeg_variant(photo_jpeg("chelsea"), round_number)
-    image_id = service.submission.start_upload("image/jpeg").image_id
+    image_id = service.uploads.start_upload("image/jpeg").image_id
     answers = race(service, image_id, [data] * 20)
     assert all(isinstance(answer, Submission) for answer in answers), answers
     submissions = [answer for answer in answers if isinstance(answer, Submission)]
@@ -99,7 +100,7 @@ def test_twenty_puts_of_different_bytes_at_once_keep_exactly_one(
     service: UseCases, folder_store: FolderImageStore
 ) -> None:
     bodies = [jpeg_variant(photo_jpeg("coffee"), n) for n in range(20)]
-    image_id = service.submission.start_upload("image/jpeg").image_id
+    image_id = service.uploads.start_upload("image/jpeg").image_id
     answers = race(service, image_id, bodies)
     accepted = [n for n, answer in enumerate(answers) if isinstance(answer, Submission)]
     refused = [answer for answer in answers if isinstance(answer, UploadConflict)]

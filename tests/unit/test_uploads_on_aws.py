@@ -16,7 +16,7 @@ from chalicelib.config import Limits
 from chalicelib.domain.models import Status
 from chalicelib.events.callbacks import sqs_record
 from chalicelib.events.uploads import uploaded_image_ids
-from chalicelib.submission import upload_key
+from chalicelib.uploads import upload_key
 from chalicelib.use_cases import UseCases, wire
 from tests.fixtures.aws import BUCKET
 from tests.support import NoNetwork, photo_jpeg
@@ -53,24 +53,24 @@ def notify(key: str, size: int) -> list[str]:
 def test_presigned_put_then_notification_registers_and_labels(
     service: UseCases, s3_client: Any
 ) -> None:
-    ticket = service.submission.start_upload("image/jpeg")
+    ticket = service.uploads.start_upload("image/jpeg")
     assert ticket.target.url.startswith(f"https://{BUCKET}.s3.amazonaws.com/uploads/")
     data = photo_jpeg("coffee")
     put = requests.put(ticket.target.url, data=data, headers=ticket.target.headers, timeout=10)
     assert put.status_code == 200
     [image_id] = notify(upload_key(ticket.image_id), len(data))
-    record = service.submission.register_upload(image_id)
+    record = service.uploads.register_upload(image_id)
     assert record is not None and record.status is Status.NOT_CLASSIFIED
     assert s3_client.get_object(Bucket=BUCKET, Key=image_id)["Body"].read() == data
     with pytest.raises(s3_client.exceptions.NoSuchKey):
         s3_client.get_object(Bucket=BUCKET, Key=upload_key(image_id))
-    assert service.submission.register_upload(image_id) == record  # a replayed notification
+    assert service.uploads.register_upload(image_id) == record  # a replayed notification
     service.labelling.label_images([image_id])
     assert service.records.get(image_id).labels[0].name == "espresso"
 
 
 def test_notification_without_an_upload_changes_nothing(service: UseCases) -> None:
-    assert service.submission.register_upload("00000000-0000-4000-8000-000000000000") is None
+    assert service.uploads.register_upload("00000000-0000-4000-8000-000000000000") is None
 
 
 def test_only_created_objects_under_uploads_are_registered() -> None:

@@ -1,0 +1,153 @@
+"""Direct uploads: an upload URL for a large image (past API Gateway's request limit),
+and the bytes PUT to it registered under the ticket's id, as S3's notification (or local
+mode's PUT) reports them. A URL used again keeps the first image."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from chalicelib.domain.decisions import is_same_upload, sha256_hex
+from chalicelib.domain.errors import (
+    Conflict,
+    DuplicateImageId,
+    ImageIdTaken,
+    ImageLabellerError,
+    InvalidRequest,
+    StorageFull,
+    StoredImageMissing,
+)
+from chalicelib.domain.models import ImageInfo, ImageRecord, Status, UploadTicket, utc_now
+from chalicelib.intake import ImageIntake
+from chalicelib.ports import Storage
+from chalicelib.submission import Submission, new_image_id
+
+log = logging.getLogger(__name__)
+
+# How long an upload URL stays valid.
+UPLOAD_SECONDS = 900
+# Tries of a registration that meets another registration of the same upload.
+REGISTER_ATTEMPTS = 3
+
+
+class UploadConflict(Conflict):
+    """An upload URL used again, for bytes other than those registered under its id."""
+
+    def __init__(self, message: str, record: ImageRecord | None) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+class UploadService:
+    def __init__(
+        self,
+        storage: Storage,
+        intake: ImageIntake,
+        clock: Callable[[], datetime] = utc_now,
+        new_id: Callable[[], str] = new_image_id,
+    ) -> None:
+        self._store = storage.store
+        self._table = storage.table
+        self._intake = intake
+        self._clock = clock
+        self._new_id = new_id
+
+    def start_upload(self, content_type: str | None) -> UploadTicket:
+        """A place to PUT a large image directly (past API Gateway's request limit). Once
+        the bytes arrive there, register_upload makes the image under this id."""
+        media = content_type if content_type is not None else "application/octet-stream"
+        if not _is_image_media_type(media):
+            raise InvalidRequest("`content_type` must be image/* or application/octet-stream")
+        image_id = self._new_id()
+        target = self._store.upload_target(upload_key(image_id), media, UPLOAD_SECONDS)
+        expires_at = self._clock() + timedelta(seconds=UPLOAD_SECONDS)
+        return UploadTicket(image_id=image_id, target=target, expires_at=expires_at)
+
+    def register_upload(self, image_id: str) -> ImageRecord | None:
+        """The bytes a client PUT to its upload URL (`uploads/<id>`, as S3 reports them),
+        registered by `receive_upload`; then the uploaded object is removed. A replayed or
+        late notification changes nothing; bytes that differ from the id's record are
+        dropped. None if nothing was uploaded under the id."""
+        try:
+            data = self._store.get(upload_key(image_id))
+        except StoredImageMissing:
+            return self._table.get(image_id)
+        record: ImageRecord | None
+        try:
+            record = self.receive_upload(image_id, data).record
+        except UploadConflict as conflict:
+            log.warning("upload dropped", extra={"image_id": image_id, "error": conflict.message})
+            record = conflict.record
+        self._store.delete(upload_key(image_id))
+        return record
+
+    def receive_upload(self, image_id: str, data: bytes) -> Submission:
+        """The bytes of a direct upload, checked and queued like any submitted image under
+        the ticket's id. Bytes we refuse make a FAILED record saying why (on AWS the client
+        can no longer be answered with a 4xx).
+
+        The same URL used again (a client retrying a timed-out PUT, at once or later) gets
+        the first record if its bytes are the same, and UploadConflict if they differ."""
+        digest = sha256_hex(data)
+        for _ in range(REGISTER_ATTEMPTS):
+            known = self._table.get(image_id)
+            if known is not None:
+                return _same_upload(known, digest)
+            try:
+                record = self._intake.store_new(
+                    data, source_url=None, image_id=image_id, sha256=digest, unique_bytes=False
+                )
+            except ImageIdTaken:
+                raise UploadConflict(
+                    "another upload to this URL, of other bytes, came first", None
+                ) from None
+            except DuplicateImageId:
+                continue  # the other upload's record is there now: answer from it
+            except StorageFull:
+                raise
+            except ImageLabellerError as error:
+                record = self._refused_upload(image_id, data, error)
+                try:
+                    self._table.insert(record, unique_bytes=False)
+                except DuplicateImageId:
+                    continue
+                log.warning(
+                    "upload refused",
+                    extra={
+                        "image_id": image_id,
+                        "status": record.status.value,
+                        "size_bytes": len(data),
+                        "error": record.error,
+                    },
+                )
+            return Submission(record, created=True)
+        raise Conflict("the upload changed while it was being registered; try again")
+
+    def _refused_upload(self, image_id: str, data: bytes, error: ImageLabellerError) -> ImageRecord:
+        now = self._clock()
+        return ImageRecord(
+            image_id=image_id,
+            status=Status.FAILED,
+            image=ImageInfo("unknown", 0, 0, len(data), sha256_hex(data)),
+            submitted_at=now,
+            error=f"the upload was refused ({error.code}): {error.message}",
+            labelled_at=now,
+        )
+
+
+def _same_upload(known: ImageRecord, digest: str) -> Submission:
+    """The answer to an upload URL used again: its record, if the bytes are the same."""
+    if not is_same_upload(known, digest):
+        raise UploadConflict("this upload URL was used already, for other bytes", known)
+    return Submission(known, created=False)
+
+
+def upload_key(image_id: str) -> str:
+    """Where a direct upload lands before it is registered (S3 notifies on this prefix)."""
+    return f"uploads/{image_id}"
+
+
+def _is_image_media_type(media: str) -> bool:
+    media = media.split(";")[0].strip().lower()
+    return media.startswith("image/") or media == "application/octet-stream"
