@@ -9,6 +9,9 @@ second record of the same bytes, a conditional put on one key can.
 Every change is one conditional request, or one transaction when the search table changes
 with the record, so a replayed stream record can never turn a finished image back, and two
 workers finishing the same image cannot both win.
+
+Over 300 lines on purpose: it is the whole LabelTable contract on one backend, and each
+method is one of those writes; split, the conditions that must agree would be apart.
 """
 
 from __future__ import annotations

@@ -18,8 +18,8 @@ to is logged, not answered, so the service does not map an internal network for 
 The same rules guard the webhook POST (`post_json`), which follows no redirect at all, and
 `check_url` applies the address rules to a callback URL without connecting.
 
-Address rules use the standard library's `ipaddress` tables plus the cases it leaves to
-the caller (IPv4 inside IPv6, multicast); urllib3 gives us control over the connection.
+The address rules are in addresses.py, the deadline's watchdog in deadline.py; urllib3
+gives us control over the connection.
 """
 
 from __future__ import annotations
@@ -27,28 +27,29 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from http.client import HTTPException
-from typing import Any
 from urllib.parse import urljoin
 
 import urllib3
 from urllib3 import HTTPHeaderDict
-from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.exceptions import HTTPError, LocationParseError
 from urllib3.util import Url, parse_url
 from urllib3.util.ssl_match_hostname import CertificateError
 
+from chalicelib.adapters.addresses import IPAddress, is_public_address, resolve_host
+from chalicelib.adapters.deadline import (
+    Watchdog,
+    WatchedHTTPConnection,
+    WatchedHTTPSConnection,
+)
 from chalicelib.config import Limits
 from chalicelib.domain.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
 
 log = logging.getLogger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
 AddressPolicy = Callable[[IPAddress], bool]
 
@@ -66,48 +67,6 @@ _IMAGE_REQUEST_HEADERS = {
 }
 # What connecting, sending and reading can raise once urllib3's pool is not there to wrap it.
 _CONNECTION_ERRORS = (HTTPError, HTTPException, OSError, CertificateError)
-
-
-def resolve_host(host: str, port: int) -> list[str]:
-    """Every address `host` resolves to (literal IPs in any spelling included)."""
-    try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        log.warning("host not resolved", extra={"host": host, "error": str(exc)})
-        raise FetchFailed("cannot resolve the URL's host") from None
-    return list(dict.fromkeys(str(info[4][0]) for info in infos))
-
-
-def is_public_address(address: IPAddress) -> bool:
-    """True only for globally routable unicast addresses."""
-    if isinstance(address, ipaddress.IPv6Address):
-        # Deprecated site-local (fec0::/10) is still routed inside some networks, and
-        # ipaddress counts it as global.
-        if address.is_site_local:
-            return False
-        embedded = _embedded_ipv4(address)
-        if embedded is not None:
-            return is_public_address(embedded)
-    return address.is_global and not (
-        address.is_multicast
-        or address.is_private
-        or address.is_loopback
-        or address.is_link_local
-        or address.is_reserved
-        or address.is_unspecified
-    )
-
-
-def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:
-    if address.ipv4_mapped is not None:
-        return address.ipv4_mapped
-    if address.sixtofour is not None:
-        return address.sixtofour
-    if address.teredo is not None:
-        return address.teredo[1]
-    if int(address) >> 32 == 0 and int(address) > 1:  # IPv4-compatible ::a.b.c.d
-        return ipaddress.IPv4Address(int(address) & 0xFFFFFFFF)
-    return None
 
 
 @dataclass(frozen=True)
@@ -130,79 +89,13 @@ _DOWNLOAD = _Wording(too_long="the download took too long", failed="could not do
 _POST = _Wording(too_long="the POST took too long", failed="could not POST to the URL")
 
 
-class _Watchdog:
-    """Shuts one connection's socket down at the deadline, which wakes any read or write
-    blocked on it (a per-read timeout never fires while a peer trickles bytes).
-
-    It keeps a duplicate of the TCP socket: wrapping a socket in TLS detaches the original
-    socket object, and a descriptor the connection has closed could already belong to
-    another connection. Shutting the duplicate down shuts the one TCP connection down,
-    whichever object reads from it; the duplicate is closed by `stop` and by nothing else.
-    One watchdog watches one connection, connected once.
-    """
-
-    def __init__(self, deadline: float, clock: Callable[[], float]) -> None:
-        self._deadline = deadline
-        self._clock = clock
-        self._lock = threading.Lock()
-        self._socket: socket.socket | None = None
-        self._timer: threading.Timer | None = None
-        self._stopped = False
-        self.fired = False
-
-    def watch(self, sock: socket.socket) -> None:
-        with self._lock:
-            self._socket = sock.dup()
-            delay = max(0.0, self._deadline - self._clock())
-            self._timer = threading.Timer(delay, self._fire)
-            self._timer.daemon = True
-            self._timer.start()
-
-    def _fire(self) -> None:
-        with self._lock:
-            if self._stopped or self._socket is None:
-                return
-            self.fired = True
-            with contextlib.suppress(OSError):  # the peer may have closed it already
-                self._socket.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        with self._lock:
-            self._stopped = True
-            if self._timer is not None:
-                self._timer.cancel()
-            if self._socket is not None:
-                self._socket.close()
-
-
-class _WatchedHTTPConnection(HTTPConnection):
-    """An HTTPConnection that hands its TCP socket to a watchdog as soon as it exists."""
-
-    def __init__(self, host: str, port: int, watchdog: _Watchdog, **options: Any) -> None:
-        super().__init__(host, port, **options)
-        self._watchdog = watchdog
-
-    def _new_conn(self) -> socket.socket:
-        sock = super()._new_conn()
-        try:
-            self._watchdog.watch(sock)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-
-class _WatchedHTTPSConnection(_WatchedHTTPConnection, HTTPSConnection):
-    """The same for https, so that the deadline covers the TLS handshake too."""
-
-
 @dataclass(frozen=True)
 class _Answer:
     """A response whose status and headers have arrived, and the watchdog of its connection
     (once it fired, an end of the body may be the shutdown's doing, not the server's)."""
 
     response: urllib3.BaseHTTPResponse
-    watchdog: _Watchdog
+    watchdog: Watchdog
 
 
 class GuardedFetcher:
@@ -305,7 +198,7 @@ class GuardedFetcher:
         remaining = deadline - self._clock()
         if remaining <= 0:
             raise self._too_long(wording)
-        watchdog = _Watchdog(deadline, self._clock)
+        watchdog = Watchdog(deadline, self._clock)
         connect_timeout = min(self._limits.fetch_connect_timeout, remaining)
         connection = _connection_for(target, watchdog, connect_timeout)
         sent = HTTPHeaderDict(headers)
@@ -391,11 +284,11 @@ class GuardedFetcher:
 
 
 def _connection_for(
-    target: _Target, watchdog: _Watchdog, connect_timeout: float
-) -> _WatchedHTTPConnection:
+    target: _Target, watchdog: Watchdog, connect_timeout: float
+) -> WatchedHTTPConnection:
     """A connection to the checked address; for https, TLS still checks the host name."""
     if target.url.scheme == "https":
-        return _WatchedHTTPSConnection(
+        return WatchedHTTPSConnection(
             target.address,
             target.port,
             watchdog,
@@ -404,7 +297,7 @@ def _connection_for(
             server_hostname=target.host,
             assert_hostname=target.host,
         )
-    return _WatchedHTTPConnection(target.address, target.port, watchdog, timeout=connect_timeout)
+    return WatchedHTTPConnection(target.address, target.port, watchdog, timeout=connect_timeout)
 
 
 def _host_header(target: _Target) -> str:

@@ -4,6 +4,9 @@ DynamoDB stream in local mode.
 Every write appends to `stream_log` in the same transaction, as DynamoDB writes the
 stream: INSERT for a new record, MODIFY for a change, each with the item before and after.
 `image_digests` holds the claims of `insert(unique_bytes=True)`: one record per digest.
+
+Over 300 lines on purpose: it is the whole LabelTable contract on one backend, with the
+change log its writes append to in the same transactions.
 """
 
 from __future__ import annotations

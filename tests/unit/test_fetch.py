@@ -16,11 +16,13 @@ from typing import Any
 
 import pytest
 
-from chalicelib.adapters.fetch import GuardedFetcher, IPAddress, is_public_address
+from chalicelib.adapters.addresses import IPAddress, is_public_address
+from chalicelib.adapters.fetch import GuardedFetcher
 from chalicelib.config import Limits
 from chalicelib.domain.errors import FetchFailed, ImageTooLarge, UrlNotAllowed
 from tests.support import LoopbackServer, PostReceiver, Reply, TricklingServer, free_port
 
+FETCH_LOGGERS = ("chalicelib.adapters.fetch", "chalicelib.adapters.addresses")
 LIMITS = Limits(max_image_bytes=10_000, fetch_total_timeout=2.0, fetch_connect_timeout=1.0)
 
 
@@ -89,15 +91,16 @@ def test_resolver_answer_is_what_gets_checked() -> None:
 def fetch_log(
     caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> pytest.LogCaptureFixture:
-    """caplog's records of chalicelib.adapters.fetch, also once logs.configure_logging() has stopped
-    the `chalicelib` loggers from propagating to the root logger caplog listens on."""
+    """caplog's records of the fetcher's modules, also once logs.configure_logging() has
+    stopped the `chalicelib` loggers from propagating to the root logger caplog listens on."""
     monkeypatch.setattr(logging.getLogger("chalicelib"), "propagate", True)
-    caplog.set_level(logging.WARNING, logger="chalicelib.adapters.fetch")
+    for name in FETCH_LOGGERS:
+        caplog.set_level(logging.WARNING, logger=name)
     return caplog
 
 
 def fetch_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
-    return [record for record in caplog.records if record.name == "chalicelib.adapters.fetch"]
+    return [record for record in caplog.records if record.name in FETCH_LOGGERS]
 
 
 def test_refusal_names_neither_host_nor_address_and_the_log_names_both(
