@@ -1,18 +1,24 @@
-# ImageLabeller: `make run` serves the API locally, `make test` runs every test.
-# Both set up what they need first (idempotent; nothing is rebuilt that is up to date).
+# ImageLabeller (README, "Which command when"):
+#   make run     serves the API locally: needs .venv and the models; installs nothing as root
+#   make check   ruff, mypy and the fast tests (`pytest -m fast`), with .venv alone, < 1 min
+#   make test    every test: also the PyTorch environment, the models and Chromium (root)
+#   make bench   the speed figures of docs/PERFORMANCE.md
+# Each sets up what it needs first (idempotent; nothing is rebuilt that is up to date).
 
 SHELL := /bin/bash
 PORT ?= 8000
 VENV := .venv
 BUILD_VENV := .build-venv
-# Every model IMAGELABELLER_MODEL can choose (chalicelib/adapters/onnx.py, MODELS).
-MODELS := chalicelib/models/efficientnet-lite0.onnx chalicelib/models/efficientnet-lite2.onnx
+# Every model IMAGELABELLER_MODEL can choose: the catalogue, chalicelib/data/models.json.
+MODELS := $(shell python3 tools/model/catalogue.py --files)
+ifeq ($(strip $(MODELS)),)
+$(error no model files: `python3 tools/model/catalogue.py --files` must list chalicelib/data/models.json)
+endif
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup venv model run test lint bench clean
+.PHONY: setup venv model browser run check typecheck fast-tests test lint bench clean
 
 setup: $(VENV)/.installed $(MODELS)
-	scripts/install-chromium
 
 venv: $(VENV)/.installed
 
@@ -36,15 +42,33 @@ $(MODELS): chalicelib/models/efficientnet-%.onnx:
 	$(MAKE) $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/python tools/model/build_model.py --variant $* --out $@
 
+# Debian's Chromium for the browser tests (tests/web/test_page.py) only: apt-get, as root
+# or through sudo. Nothing else needs it.
+browser:
+	scripts/install-chromium
+
 run: setup
 	$(VENV)/bin/chalice local --stage local --port $(PORT) --no-autoreload
+
+# The everyday loop. It builds nothing: no model, no PyTorch, no browser. mypy and the
+# tests run side by side, one core each.
+check: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(MAKE) --no-print-directory -j2 --output-sync=target typecheck fast-tests
+
+typecheck: $(VENV)/.installed
+	$(VENV)/bin/mypy
+
+fast-tests: $(VENV)/.installed
+	$(VENV)/bin/python -m pytest -m fast -q
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: setup $(BUILD_VENV)/.installed lint
+test: setup $(BUILD_VENV)/.installed browser lint
 	$(VENV)/bin/python -m pytest
 
 bench: setup

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from chalicelib.domain.model_catalogue import CATALOGUE
+
 PACKAGE_DIR = Path(__file__).resolve().parent
 MODELS_DIR = PACKAGE_DIR / "models"
-# The EfficientNet-Lite variants chalicelib.adapters.onnx.MODELS describes.
-MODEL_NAMES = ("efficientnet-lite0", "efficientnet-lite2")
-DEFAULT_MODEL = "efficientnet-lite0"
+# The models of the catalogue, chalicelib/data/models.json (domain/model_catalogue.py).
+MODEL_NAMES = CATALOGUE.names
+DEFAULT_MODEL = CATALOGUE.default
 DEFAULT_DATA_DIR = Path.home() / ".local" / "share" / "imagelabeller"
 # Chalice needs some ARN at import time to declare the event source; deployed stages set it.
 PLACEHOLDER_STREAM_ARN = (

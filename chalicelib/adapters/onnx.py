@@ -21,6 +21,7 @@ from chalicelib.config import ConfigError
 from chalicelib.domain import imaging
 from chalicelib.domain.classes import imagenet_class_names
 from chalicelib.domain.errors import ImageLabellerError, LabellerUnavailable
+from chalicelib.domain.model_catalogue import CATALOGUE
 from chalicelib.domain.models import LabelOutcome
 from chalicelib.domain.ranking import softmax, top_labels
 
@@ -54,12 +55,9 @@ class ModelSpec:
         return f"{self.name}/onnx"
 
 
+# Every model of the catalogue (chalicelib/data/models.json).
 MODELS: dict[str, ModelSpec] = {
-    spec.name: spec
-    for spec in (
-        ModelSpec("efficientnet-lite0", input_size=224),
-        ModelSpec("efficientnet-lite2", input_size=260),
-    )
+    model.name: ModelSpec(model.name, input_size=model.input_size) for model in CATALOGUE.models
 }
 
 

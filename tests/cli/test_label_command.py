@@ -11,7 +11,6 @@ from typing import Any
 
 import pytest
 
-from chalicelib.config import DEFAULT_MODEL_PATH
 from imagelabeller_cli.main import main
 from tests.cli.support import PhotoFolder, run_cli, run_command, write_photo_folder
 from tests.support import EXPECTED_TOP_LABELS
@@ -35,6 +34,7 @@ def by_path(entries: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {entry["path"]: entry for entry in entries}
 
 
+@pytest.mark.usefixtures("exported_models")
 def test_files_get_one_line_each_with_espresso_first_for_the_coffee_photo(
     photos: PhotoFolder,
 ) -> None:
@@ -49,6 +49,7 @@ def test_files_get_one_line_each_with_espresso_first_for_the_coffee_photo(
     assert label_names(chelsea_line)[0] in EXPECTED_TOP_LABELS["chelsea"]
 
 
+@pytest.mark.usefixtures("exported_models")
 def test_json_lists_every_file_of_a_folder_recursively_with_labels_errors_and_skips(
     photos: PhotoFolder,
 ) -> None:
@@ -82,6 +83,7 @@ def test_json_lists_every_file_of_a_folder_recursively_with_labels_errors_and_sk
     assert broken["labels"] == [] and broken["skipped"] is None
 
 
+@pytest.mark.usefixtures("exported_models")
 def test_a_damaged_file_is_reported_and_the_files_after_it_are_still_labelled(
     photos: PhotoFolder,
 ) -> None:
@@ -93,6 +95,7 @@ def test_a_damaged_file_is_reported_and_the_files_after_it_are_still_labelled(
     assert label_names(coffee_line)[0] == "espresso"
 
 
+@pytest.mark.usefixtures("exported_models")
 def test_a_folder_whose_images_all_label_exits_0_and_reports_the_skipped_files(
     tmp_path: Path, photos: PhotoFolder
 ) -> None:
@@ -118,6 +121,7 @@ def test_a_missing_path_is_a_usage_error_and_nothing_is_labelled(photos: PhotoFo
     assert f"no such file or folder: {missing}" in result.stderr
 
 
+@pytest.mark.usefixtures("exported_models")
 def test_a_forced_progress_bar_goes_to_stderr_and_leaves_the_json_on_stdout_whole(
     photos: PhotoFolder,
 ) -> None:
@@ -150,11 +154,10 @@ def test_a_missing_model_says_to_run_make_setup_and_exits_2(
     assert f"the model file {absent} is missing: run `make setup`" in captured.err
 
 
+@pytest.mark.usefixtures("exported_models")
 def test_top_k_sets_how_many_labels_each_file_gets(
     photos: PhotoFolder, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert DEFAULT_MODEL_PATH.is_file(), "the model is missing: run `make setup`"
-
     status = main(["label", str(photos.coffee), "--top-k", "2"], environ={})
 
     assert status == 0
@@ -173,6 +176,7 @@ def test_counts_below_1_are_usage_errors(
     assert option in capsys.readouterr().err
 
 
+@pytest.mark.usefixtures("exported_models")
 def test_the_installed_command_runs_from_any_folder(photos: PhotoFolder, tmp_path: Path) -> None:
     command = Path(sys.executable).parent / "imagelabeller"
     assert command.is_file(), "the `imagelabeller` command is not installed: run `make setup`"

@@ -1,4 +1,5 @@
-"""Labelling in batches with the real ONNX labeller: order, batching, refusals."""
+"""Labelling in batches with the ONNX labeller: order, batching, refusals. The real Lite0
+where the labels matter, the tiny stand-in graph where only order and batching do."""
 
 from __future__ import annotations
 
@@ -30,10 +31,10 @@ def labelled(
 
 
 def test_results_keep_the_file_order_whatever_the_batch_size(
-    photos: PhotoFolder, onnx_labeller: OnnxLabeller
+    photos: PhotoFolder, tiny_labeller: OnnxLabeller
 ) -> None:
-    one_at_a_time = labelled(photos, onnx_labeller, 1, [])
-    all_at_once = labelled(photos, onnx_labeller, 16, [])
+    one_at_a_time = labelled(photos, tiny_labeller, 1, [])
+    all_at_once = labelled(photos, tiny_labeller, 16, [])
 
     expected_order = [
         photos.coffee,
@@ -64,11 +65,11 @@ def test_each_file_gets_its_own_outcome_within_a_batch(
 
 
 def test_progress_is_reported_once_per_batch(
-    photos: PhotoFolder, onnx_labeller: OnnxLabeller
+    photos: PhotoFolder, tiny_labeller: OnnxLabeller
 ) -> None:
     batches: list[int] = []
 
-    labelled(photos, onnx_labeller, 2, batches)
+    labelled(photos, tiny_labeller, 2, batches)
 
     assert batches == [2, 2, 1]
 

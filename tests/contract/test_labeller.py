@@ -15,7 +15,9 @@ from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png
 
 
 @pytest.fixture(params=["onnx", "onnx_lite2", "sagemaker"])
-def labeller(request: pytest.FixtureRequest) -> Labeller:
+def labeller(request: pytest.FixtureRequest, exported_models: dict[str, Path]) -> Labeller:
+    """Each runs an exported model (the SageMaker stand-in runs Lite0), so each test that
+    takes this fixture is marked `model`."""
     chosen: Labeller = request.getfixturevalue(f"{request.param}_labeller")
     return chosen
 

