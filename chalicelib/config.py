@@ -25,6 +25,8 @@ PLACEHOLDER_STREAM_ARN = (
     "arn:aws:dynamodb:us-west-2:123456789012:table/ImageLabels/stream/1970-01-01T00:00:00.000"
 )
 
+# The service's name in logs and metrics.
+SERVICE_NAME = "imagelabeller"
 BACKENDS = ("local", "aws")
 LABELLERS = ("onnx", "sagemaker")
 

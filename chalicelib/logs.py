@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from aws_lambda_powertools import Logger
 from chalice.app import Request
 
-from chalicelib.adapters.emf import SERVICE
+from chalicelib.config import SERVICE_NAME
 
 PACKAGE = "chalicelib"
 
@@ -58,7 +58,7 @@ def configure_logging() -> Logger:
     with _configure_lock:
         if _configured is None:
             logger = Logger(
-                service=SERVICE,
+                service=SERVICE_NAME,
                 logger_handler=_CurrentStdoutHandler(),
                 utc=True,
                 use_rfc3339=True,

@@ -11,12 +11,13 @@ import threading
 from aws_lambda_powertools import Metrics as PowertoolsMetrics
 from aws_lambda_powertools.metrics import MetricUnit
 
+from chalicelib.config import SERVICE_NAME
+
 NAMESPACE = "ImageLabeller"
-SERVICE = "imagelabeller"
 
 
 class EmfMetrics:
-    def __init__(self, namespace: str = NAMESPACE, service: str = SERVICE) -> None:
+    def __init__(self, namespace: str = NAMESPACE, service: str = SERVICE_NAME) -> None:
         self._metrics = PowertoolsMetrics(namespace=namespace, service=service)
         # Powertools keeps one metric set per process; chalice local serves from threads.
         self._lock = threading.Lock()

@@ -1,13 +1,10 @@
-"""DynamoDB stream records: reading the ones Lambda hands us, building the ones local
-mode emulates. Pure functions over the documented record shape."""
+"""DynamoDB stream records as Lambda hands them over: which images they ask to label.
+Pure functions over the documented record shape (local mode builds them: local/stream.py)."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
-
-from chalicelib.adapters.items import Item, with_decimals
 
 StreamRecord = dict[str, Any]
 
@@ -38,45 +35,3 @@ def _asks_for_labels(record: Mapping[str, Any]) -> bool:
     new_status = body.get("NewImage", {}).get("Status")
     old_status = body.get("OldImage", {}).get("Status")
     return bool(new_status == PENDING and old_status != PENDING)
-
-
-def build_stream_record(
-    *,
-    sequence_number: int,
-    event_name: str,
-    image_id: str,
-    old_item: Item | None,
-    new_item: Item | None,
-    created_at: float,
-    stream_arn: str,
-    region: str,
-) -> StreamRecord:
-    """One record as Lambda delivers it from a NEW_AND_OLD_IMAGES stream."""
-    body: dict[str, Any] = {
-        "ApproximateCreationDateTime": int(created_at),
-        "Keys": {"Id": {"S": image_id}},
-        "SequenceNumber": f"{sequence_number:021d}",
-        "StreamViewType": "NEW_AND_OLD_IMAGES",
-    }
-    if new_item is not None:
-        body["NewImage"] = to_attribute_values(new_item)
-    if old_item is not None:
-        body["OldImage"] = to_attribute_values(old_item)
-    body["SizeBytes"] = len(json.dumps(body, default=str))
-    return {
-        "eventID": f"{sequence_number:032x}",
-        "eventName": event_name,
-        "eventVersion": "1.1",
-        "eventSource": "aws:dynamodb",
-        "awsRegion": region,
-        "dynamodb": body,
-        "eventSourceARN": stream_arn,
-    }
-
-
-def to_attribute_values(item: Item) -> dict[str, Any]:
-    """An item in DynamoDB's typed JSON (`{"S": ...}`, `{"N": ...}`, `{"M": ...}`)."""
-    from boto3.dynamodb.types import TypeSerializer
-
-    serializer = TypeSerializer()
-    return {key: serializer.serialize(value) for key, value in with_decimals(item).items()}

@@ -11,14 +11,16 @@ shard.
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from chalicelib.adapters.items import Item, with_decimals
 from chalicelib.adapters.sqlite import SqliteChangeLog
-from chalicelib.events.stream import StreamRecord, build_stream_record
+from chalicelib.events.stream import StreamRecord
 
 log = logging.getLogger(__name__)
 
@@ -138,3 +140,45 @@ class LocalStreamPoller:
                 continue
             if delivered < self._batch_size and not self._stop.is_set():
                 self._wait_for_changes(self._poll_seconds)
+
+
+def build_stream_record(
+    *,
+    sequence_number: int,
+    event_name: str,
+    image_id: str,
+    old_item: Item | None,
+    new_item: Item | None,
+    created_at: float,
+    stream_arn: str,
+    region: str,
+) -> StreamRecord:
+    """One record as Lambda delivers it from a NEW_AND_OLD_IMAGES stream."""
+    body: dict[str, Any] = {
+        "ApproximateCreationDateTime": int(created_at),
+        "Keys": {"Id": {"S": image_id}},
+        "SequenceNumber": f"{sequence_number:021d}",
+        "StreamViewType": "NEW_AND_OLD_IMAGES",
+    }
+    if new_item is not None:
+        body["NewImage"] = to_attribute_values(new_item)
+    if old_item is not None:
+        body["OldImage"] = to_attribute_values(old_item)
+    body["SizeBytes"] = len(json.dumps(body, default=str))
+    return {
+        "eventID": f"{sequence_number:032x}",
+        "eventName": event_name,
+        "eventVersion": "1.1",
+        "eventSource": "aws:dynamodb",
+        "awsRegion": region,
+        "dynamodb": body,
+        "eventSourceARN": stream_arn,
+    }
+
+
+def to_attribute_values(item: Item) -> dict[str, Any]:
+    """An item in DynamoDB's typed JSON (`{"S": ...}`, `{"N": ...}`, `{"M": ...}`)."""
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {key: serializer.serialize(value) for key, value in with_decimals(item).items()}
