@@ -50,8 +50,9 @@ browser:
 run: setup
 	$(VENV)/bin/chalice local --stage local --port $(PORT) --no-autoreload
 
-# The everyday loop. It builds nothing: no model, no PyTorch, no browser. mypy and the
-# tests run side by side, one core each.
+# The everyday loop. It builds nothing: no model, no PyTorch, no browser. mypy runs beside
+# the tests, which run in two processes (many of them wait on sockets and deadlines).
+# schemathesis's pytest plugin would load it and hypothesis in each; no fast test uses it.
 check: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -61,7 +62,7 @@ typecheck: $(VENV)/.installed
 	$(VENV)/bin/mypy
 
 fast-tests: $(VENV)/.installed
-	$(VENV)/bin/python -m pytest -m fast -q
+	$(VENV)/bin/python -m pytest -m fast -q -n 2 -p no:schemathesis
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

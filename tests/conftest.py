@@ -54,6 +54,18 @@ COST_BY_FIXTURE = {
 }
 
 
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m fast`, files and folders of another cost are not even imported."""
+    if config.option.markexpr != "fast" or not collection_path.is_relative_to(config.rootpath):
+        return None
+    path = collection_path.relative_to(config.rootpath).as_posix()
+    if collection_path.is_dir():
+        path += "/"
+        if any(other.startswith(path) and other != path for other in COST_BY_PATH):
+            return None  # some of it has a cost of its own: look file by file
+    return True if path_cost(path) else None
+
+
 @pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
@@ -64,10 +76,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(cost_of(item, config.rootpath))
 
 
-def cost_of(item: pytest.Item, root: Path) -> str:
-    path = item.path.relative_to(root).as_posix()
+def path_cost(path: str) -> str | None:
+    """The cost COST_BY_PATH gives the file or folder (a folder's path ends with /)."""
     matching = [prefix for prefix in COST_BY_PATH if path.startswith(prefix)]
-    by_path = COST_BY_PATH[max(matching, key=len)] if matching else None
+    return COST_BY_PATH[max(matching, key=len)] if matching else None
+
+
+def cost_of(item: pytest.Item, root: Path) -> str:
+    by_path = path_cost(item.path.relative_to(root).as_posix())
     if by_path is not None:
         return by_path
     fixtures = set(getattr(item, "fixturenames", ()))

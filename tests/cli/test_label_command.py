@@ -132,8 +132,12 @@ def test_a_forced_progress_bar_goes_to_stderr_and_leaves_the_json_on_stdout_whol
     assert any("labelling: 100%" in line and "5/5" in line for line in final_state), result.stderr
 
 
-def test_a_named_file_that_is_not_an_image_is_an_error_not_a_skip(photos: PhotoFolder) -> None:
-    result = run_cli("label", str(photos.notes))
+def test_a_named_file_that_is_not_an_image_is_an_error_not_a_skip(
+    photos: PhotoFolder, tiny_onnx_model: Path
+) -> None:
+    result = run_cli(
+        "label", str(photos.notes), env={"IMAGELABELLER_MODEL_PATH": str(tiny_onnx_model)}
+    )
 
     assert result.returncode == 1
     assert result.stdout == f"{photos.notes}: error: not an image (accepted formats: JPEG, " + (

@@ -123,6 +123,7 @@ def test_unconfirmed_jumpstart_values_and_a_missing_alarm_email_block_a_real_dep
     assert any("stages.staging.alarm_email is not set" in p for p in problems)
 
 
+@pytest.mark.usefixtures("exported_models")  # a missing model is a problem too
 def test_confirmed_values_and_an_alarm_email_leave_nothing_to_fix() -> None:
     settings = copy.deepcopy(SETTINGS)
     settings["sagemaker"]["regions"]["us-east-2"]["confirmed"] = True
@@ -132,6 +133,7 @@ def test_confirmed_values_and_an_alarm_email_leave_nothing_to_fix() -> None:
     assert readiness_problems(stage, build_plan(stage)) == []
 
 
+@pytest.mark.usefixtures("exported_models")  # a missing model is a problem too
 def test_an_empty_alarm_email_means_no_subscription_on_purpose() -> None:
     settings = copy.deepcopy(SETTINGS)
     settings["stages"]["test"]["alarm_email"] = ""
