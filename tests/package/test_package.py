@@ -23,6 +23,7 @@ import pytest
 
 from chalicelib import config
 from chalicelib.config import PLACEHOLDER_STREAM_ARN, Limits, Settings, model_file
+from chalicelib.http import responses
 from tests.infrastructure.templates import Deployment, load_template
 from tests.package.support import (
     API_FUNCTION,
@@ -292,11 +293,11 @@ def test_api_gateway_answers_its_own_errors_in_our_error_shape(
     API Gateway answers itself (throttling, a body over its limit, a Lambda that failed)
     keeps its status and gets our body. SAM writes the API's GatewayResponses into its
     OpenAPI body, so each deployment of the API carries them."""
-    responses = packages[stage.name].resource("RestAPI")["Properties"]["GatewayResponses"]
-    assert set(responses) == {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"}
-    for response in responses.values():
+    gateway = packages[stage.name].resource("RestAPI")["Properties"]["GatewayResponses"]
+    assert set(gateway) == {"MISSING_AUTHENTICATION_TOKEN", "DEFAULT_4XX", "DEFAULT_5XX"}
+    for response in gateway.values():
         assert response["ResponseParameters"] == {"Headers": {"Content-Type": "'application/json'"}}
-    missing = responses["MISSING_AUTHENTICATION_TOKEN"]
+    missing = gateway["MISSING_AUTHENTICATION_TOKEN"]
     assert missing["StatusCode"] == "404"
     assert json.loads(missing["ResponseTemplates"]["application/json"]) == responses.error_body(
         "not_found", "no such route"
@@ -305,8 +306,8 @@ def test_api_gateway_answers_its_own_errors_in_our_error_shape(
         ("DEFAULT_4XX", "invalid_request"),
         ("DEFAULT_5XX", "internal_error"),
     ):
-        assert "StatusCode" not in responses[response_type], response_type
-        template = responses[response_type]["ResponseTemplates"]["application/json"]
+        assert "StatusCode" not in gateway[response_type], response_type
+        template = gateway[response_type]["ResponseTemplates"]["application/json"]
         # API Gateway substitutes the message as a JSON string, quotes included.
         body = template.replace("$context.error.messageString", json.dumps('Too "Many" Requests'))
         assert json.loads(body) == responses.error_body(code, 'Too "Many" Requests'), response_type
