@@ -57,6 +57,7 @@ from tools.deploy.package_models import (
     keep_only_model,
     model_entry,
     packaged_models,
+    unix_mode,
 )
 from tools.deploy.settings import CHALICE_CONFIG, StageRefused, load_stage, read_json
 
@@ -535,6 +536,40 @@ def test_a_package_without_the_stages_model_is_refused(tmp_path: Path) -> None:
     assert keep_only_model(package, "efficientnet-lite0") == []
 
 
+def test_packaging_makes_a_model_exported_0600_readable_by_lambda(tmp_path: Path) -> None:
+    package = tmp_path / "deployment.zip"
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.writestr(zipfile.ZipInfo("app.py"), "")
+        private = zipfile.ZipInfo(model_entry("efficientnet-lite0"))
+        private.external_attr = 0o100600 << 16
+        archive.writestr(private, b"model")
+        tool = zipfile.ZipInfo("bin/tool")
+        tool.external_attr = 0o100700 << 16
+        archive.writestr(tool, b"#!")
+    assert keep_only_model(package, "efficientnet-lite0") == []
+    with zipfile.ZipFile(package) as archive:
+        modes = {entry.filename: unix_mode(entry) for entry in archive.infolist()}
+    assert modes == {
+        "app.py": 0o644,  # zipfile's 0600 for a ZipInfo of its own
+        model_entry("efficientnet-lite0"): 0o100644,
+        "bin/tool": 0o100755,
+    }
+
+
+@by_stage
+def test_every_file_of_the_package_is_readable_by_all(
+    stage: Stage, packages: dict[str, Packaged]
+) -> None:
+    """Lambda runs the code as a user that owns none of it (a 0600 model never loads)."""
+    with zipfile.ZipFile(packages[stage.name].zip_path) as archive:
+        private = [
+            entry.filename
+            for entry in archive.infolist()
+            if unix_mode(entry) and unix_mode(entry) & 0o444 != 0o444
+        ]
+    assert private == []
+
+
 @by_stage
 def test_package_holds_only_the_stages_model_and_the_class_names(
     stage: Stage, packages: dict[str, Packaged]
@@ -562,12 +597,13 @@ def test_only_the_other_models_are_left_out_of_the_package(
     assert list(after) == [name for name in before if name in after]  # in the same order
     for name, entry in after.items():
         kept = before[name]
-        assert (entry.CRC, entry.file_size, entry.date_time, entry.external_attr) == (
+        assert (entry.CRC, entry.file_size, entry.date_time) == (
             kept.CRC,
             kept.file_size,
             kept.date_time,
-            kept.external_attr,
         ), name
+        # The same mode, but readable by all (read bits, and exec bits for executables).
+        assert unix_mode(entry) & ~0o555 == unix_mode(kept) & ~0o555, name
 
 
 def test_native_dependencies_are_built_for_lambda_python_3_12_on_x86_64(

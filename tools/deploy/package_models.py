@@ -42,6 +42,8 @@ def packaged_models(archive: zipfile.ZipFile) -> list[str]:
 def keep_only_model(zip_path: Path, model: str, out_path: Path | None = None) -> list[str]:
     """Rewrite the package without the models other than `model`; the names taken out.
 
+    Every file is made readable by all on the way (Lambda runs the code as a user that owns
+    none of it, and a model exported through a 0600 temporary file would not load).
     Writes `out_path`, or replaces `zip_path` when there is none. The same zip in gives
     the same bytes out, so stages that choose the same model still share one package.
     """
@@ -55,7 +57,8 @@ def keep_only_model(zip_path: Path, model: str, out_path: Path | None = None) ->
             )
         dropped = [name for name in models if name != keep]
         target = out_path or zip_path
-        if not dropped and target == zip_path:
+        entries = source.infolist()
+        if not dropped and target == zip_path and all(map(_readable_by_all, entries)):
             return []
         with tempfile.NamedTemporaryFile(
             dir=target.parent, suffix=".zip.tmp", delete=False
@@ -63,15 +66,33 @@ def keep_only_model(zip_path: Path, model: str, out_path: Path | None = None) ->
             temporary_path = Path(temporary.name)
         try:
             with zipfile.ZipFile(temporary_path, "w") as rewritten:
-                for entry in source.infolist():
+                for entry in entries:
                     if entry.filename not in dropped:
                         # A copy: writing updates offsets that reading the source relies on.
-                        rewritten.writestr(copy.copy(entry), source.read(entry))
+                        rewritten.writestr(_readable_copy(entry), source.read(entry))
             shutil.copymode(zip_path, temporary_path)  # not the temporary file's 0600
             os.replace(temporary_path, target)
         finally:
             temporary_path.unlink(missing_ok=True)
     return dropped
+
+
+def unix_mode(entry: zipfile.ZipInfo) -> int:
+    return entry.external_attr >> 16
+
+
+def _readable_by_all(entry: zipfile.ZipInfo) -> bool:
+    mode = unix_mode(entry)
+    return mode == 0 or mode & 0o444 == 0o444  # 0: no Unix mode recorded (read as 644)
+
+
+def _readable_copy(entry: zipfile.ZipInfo) -> zipfile.ZipInfo:
+    copied = copy.copy(entry)
+    mode = unix_mode(entry)
+    if mode:
+        mode |= 0o444 | (0o111 if mode & 0o100 else 0)  # executables stay executable
+        copied.external_attr = (mode << 16) | (entry.external_attr & 0xFFFF)
+    return copied
 
 
 def main(argv: list[str]) -> int:

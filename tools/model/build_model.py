@@ -56,6 +56,8 @@ def export(variant: str, out_path: str) -> None:
             opset_version=OPSET,
             dynamo=False,
         )
+        # Readable by all, as a Lambda package must be (the temporary file was 0600).
+        os.chmod(tmp_path, 0o644)
         os.replace(tmp_path, out_path)
     finally:
         if os.path.exists(tmp_path):
