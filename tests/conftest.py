@@ -34,7 +34,6 @@ BUILD_PYTHON = ROOT / ".build-venv" / "bin" / "python"
 COST_MARKERS = ("fast", "model", "pytorch", "slow", "emulator", "package", "browser")
 # Whole files and folders of one cost; None: no rule here, the fixtures decide.
 COST_BY_PATH: dict[str, str | None] = {
-    "tests/api/test_routes.py": "model",  # chalice.test.Client on the real Lite0 (for now)
     "tests/bench/": "slow",
     "tests/cli/test_api_commands.py": "slow",
     "tests/delivery/test_stacks_on_moto.py": "emulator",

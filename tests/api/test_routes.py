@@ -1,4 +1,7 @@
-"""The routes and the stream handler through Chalice's test client (local stage)."""
+"""The routes and the stream handler through Chalice's test client (local stage).
+
+`client` runs the tiny stand-in graph (fast); `labelling_client` the real Lite0, for the
+tests that check label names (espresso, the cat) and so are marked `model`."""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from app import app
 from chalicelib.adapters.sqlite import SqliteChangeLog
 from chalicelib.adapters.webhooks import SIGNATURE_HEADER, verify
 from chalicelib.bootstrap import components
+from chalicelib.config import DEFAULT_MODEL
 from chalicelib.local.queue import LocalQueuePoller
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from tests.support import (
@@ -30,11 +34,29 @@ from tests.support import (
 JSON = {"Content-Type": "application/json"}
 
 
-@pytest.fixture
-def client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+def local_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
     monkeypatch.setenv("IMAGELABELLER_DATA_DIR", str(tmp_path / "data"))
     with Client(app, stage_name="local") as chalice_client:
         yield chalice_client
+
+
+@pytest.fixture
+def client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_model_env: Path
+) -> Iterator[Client]:
+    """The local stage on the tiny stand-in graph: for every test that holds whatever the
+    labels are called (statuses, records, errors, storage, callbacks)."""
+    yield from local_stage(tmp_path, monkeypatch)
+
+
+@pytest.fixture
+def labelling_client(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, exported_models: dict[str, Path]
+) -> Iterator[Client]:
+    """The local stage on the real Lite0, for the tests that check what the labels say."""
+    monkeypatch.setenv("IMAGELABELLER_MODEL", DEFAULT_MODEL)
+    monkeypatch.setenv("IMAGELABELLER_MODEL_PATH", str(exported_models[DEFAULT_MODEL]))
+    yield from local_stage(tmp_path, monkeypatch)
 
 
 def body(response: Any) -> Any:
@@ -98,11 +120,11 @@ def test_submit_by_url_answers_202_with_id_and_location(
     assert response.headers["Location"] == f"/images/{record['image_id']}"
 
 
-def test_uploaded_image_is_labelled_by_the_stream_handler(client: Client) -> None:
-    image_id = body(upload(client, photo_jpeg("coffee"), "image/jpeg"))["image_id"]
-    assert body(client.http.get(f"/images/{image_id}"))["status"] == "NOT_CLASSIFIED"
-    deliver_stream(client)
-    record = body(client.http.get(f"/images/{image_id}"))
+def test_uploaded_image_is_labelled_by_the_stream_handler(labelling_client: Client) -> None:
+    image_id = body(upload(labelling_client, photo_jpeg("coffee"), "image/jpeg"))["image_id"]
+    assert body(labelling_client.http.get(f"/images/{image_id}"))["status"] == "NOT_CLASSIFIED"
+    deliver_stream(labelling_client)
+    record = body(labelling_client.http.get(f"/images/{image_id}"))
     assert record["status"] == "CLASSIFIED"
     assert record["labels"][0]["name"] == "espresso"
     assert len(record["labels"]) == 5
@@ -111,17 +133,17 @@ def test_uploaded_image_is_labelled_by_the_stream_handler(client: Client) -> Non
 
 
 def test_legacy_routes_keep_the_original_contract(
-    client: Client, photo_server: LoopbackServer
+    labelling_client: Client, photo_server: LoopbackServer
 ) -> None:
     url = photo_server.serve("/cat.png", photo_png("chelsea"))
-    submitted = client.http.get(f"/submit-image?url={url}")
+    submitted = labelling_client.http.get(f"/submit-image?url={url}")
     assert submitted.status_code == 200
     image_id = body(submitted)["ImageId"]
     assert set(body(submitted)) == {"ImageId"}
-    pending = body(client.http.get(f"/get-image-label?imageId={image_id}"))
+    pending = body(labelling_client.http.get(f"/get-image-label?imageId={image_id}"))
     assert pending == {"ImageLabel": "NOT_CLASSIFIED"}
-    deliver_stream(client)
-    label = body(client.http.get(f"/get-image-label?imageId={image_id}"))["ImageLabel"]
+    deliver_stream(labelling_client)
+    label = body(labelling_client.http.get(f"/get-image-label?imageId={image_id}"))["ImageLabel"]
     names = label.split(", ")
     assert len(names) == 5
     assert names[0] in {"tiger cat", "Egyptian cat", "tabby"}
@@ -218,16 +240,18 @@ def test_bad_requests_leave_earlier_records_intact(client: Client) -> None:
     assert body(client.http.get(f"/images/{image_id}")) == before
 
 
-def test_labels_can_be_cut_by_count_and_score(client: Client) -> None:
-    image_id = body(upload(client, photo_png("coffee")))["image_id"]
-    deliver_stream(client)
-    every = body(client.http.get(f"/images/{image_id}?top_k=10"))["labels"]
+def test_labels_can_be_cut_by_count_and_score(labelling_client: Client) -> None:
+    image_id = body(upload(labelling_client, photo_png("coffee")))["image_id"]
+    deliver_stream(labelling_client)
+    every = body(labelling_client.http.get(f"/images/{image_id}?top_k=10"))["labels"]
     assert len(every) == 10
-    assert [label["name"] for label in body(client.http.get(f"/images/{image_id}"))["labels"]] == [
-        label["name"] for label in every[:5]
+    assert [
+        label["name"] for label in body(labelling_client.http.get(f"/images/{image_id}"))["labels"]
+    ] == [label["name"] for label in every[:5]]
+    assert len(body(labelling_client.http.get(f"/images/{image_id}?top_k=2"))["labels"]) == 2
+    confident = body(labelling_client.http.get(f"/images/{image_id}?top_k=10&min_score=0.5"))[
+        "labels"
     ]
-    assert len(body(client.http.get(f"/images/{image_id}?top_k=2"))["labels"]) == 2
-    confident = body(client.http.get(f"/images/{image_id}?top_k=10&min_score=0.5"))["labels"]
     assert [label["name"] for label in confident] == ["espresso"]
 
 
@@ -248,13 +272,13 @@ def test_label_view_bounds_are_checked(client: Client, query: str) -> None:
     assert_error(client.http.get(f"/images/{image_id}?{query}"), 400, "invalid_request")
 
 
-def test_the_same_bytes_are_stored_and_labelled_once(client: Client) -> None:
-    first = upload(client, photo_png("coffee"))
-    again = upload(client, photo_png("coffee"))
+def test_the_same_bytes_are_stored_and_labelled_once(labelling_client: Client) -> None:
+    first = upload(labelling_client, photo_png("coffee"))
+    again = upload(labelling_client, photo_png("coffee"))
     assert (first.status_code, again.status_code) == (202, 200)
     assert body(again)["image_id"] == body(first)["image_id"]
-    deliver_stream(client)
-    third = upload(client, photo_png("coffee"))
+    deliver_stream(labelling_client)
+    third = upload(labelling_client, photo_png("coffee"))
     assert third.status_code == 200
     assert body(third)["status"] == "CLASSIFIED"
     assert body(third)["labels"][0]["name"] == "espresso"
@@ -276,24 +300,24 @@ def test_the_same_bytes_after_a_failure_are_labelled_again(client: Client) -> No
     assert body(client.http.get(f"/images/{image_id}"))["status"] == "CLASSIFIED"
 
 
-def test_deleted_image_is_gone_everywhere(client: Client) -> None:
-    image_id = body(upload(client, photo_png("coffee")))["image_id"]
-    deliver_stream(client)
-    response = client.http.delete(f"/images/{image_id}")
+def test_deleted_image_is_gone_everywhere(labelling_client: Client) -> None:
+    image_id = body(upload(labelling_client, photo_png("coffee")))["image_id"]
+    deliver_stream(labelling_client)
+    response = labelling_client.http.delete(f"/images/{image_id}")
     assert (response.status_code, response.body) == (204, b"")
-    assert_error(client.http.get(f"/images/{image_id}"), 404, "not_found")
-    assert body(client.http.get("/labels/espresso/images"))["images"] == []
+    assert_error(labelling_client.http.get(f"/images/{image_id}"), 404, "not_found")
+    assert body(labelling_client.http.get("/labels/espresso/images"))["images"] == []
     assert not (components().settings.data_dir / "images" / image_id).exists()
-    assert_error(client.http.delete(f"/images/{image_id}"), 404, "not_found")
-    assert_error(client.http.delete("/images/not-an-id"), 404, "not_found")
+    assert_error(labelling_client.http.delete(f"/images/{image_id}"), 404, "not_found")
+    assert_error(labelling_client.http.delete("/images/not-an-id"), 404, "not_found")
 
 
-def test_relabel_labels_again_and_keeps_the_previous_result(client: Client) -> None:
-    image_id = body(upload(client, photo_png("coffee")))["image_id"]
-    assert_error(client.http.post(f"/images/{image_id}/relabel"), 409, "conflict")
-    deliver_stream(client)
-    first = body(client.http.get(f"/images/{image_id}"))
-    response = client.http.post(f"/images/{image_id}/relabel")
+def test_relabel_labels_again_and_keeps_the_previous_result(labelling_client: Client) -> None:
+    image_id = body(upload(labelling_client, photo_png("coffee")))["image_id"]
+    assert_error(labelling_client.http.post(f"/images/{image_id}/relabel"), 409, "conflict")
+    deliver_stream(labelling_client)
+    first = body(labelling_client.http.get(f"/images/{image_id}"))
+    response = labelling_client.http.post(f"/images/{image_id}/relabel")
     assert response.status_code == 202
     pending = body(response)
     assert (pending["status"], pending["labels"]) == ("NOT_CLASSIFIED", [])
@@ -303,37 +327,44 @@ def test_relabel_labels_again_and_keeps_the_previous_result(client: Client) -> N
         "model": first["model"],
         "labelled_at": first["labelled_at"],
     }
-    deliver_stream(client)
-    again = body(client.http.get(f"/images/{image_id}"))
+    deliver_stream(labelling_client)
+    again = body(labelling_client.http.get(f"/images/{image_id}"))
     assert again["status"] == "CLASSIFIED"
     assert again["labels"][0]["name"] == "espresso"
     assert again["previous"]["labelled_at"] == first["labelled_at"]
     assert_error(
-        client.http.post("/images/00000000-0000-4000-8000-000000000000/relabel"), 404, "not_found"
+        labelling_client.http.post("/images/00000000-0000-4000-8000-000000000000/relabel"),
+        404,
+        "not_found",
     )
 
 
-def test_search_by_label_best_first_in_pages(client: Client) -> None:
-    ids = [body(upload(client, photo_jpeg("coffee", quality)))["image_id"] for quality in (60, 90)]
-    cat = body(upload(client, photo_png("chelsea")))["image_id"]
-    deliver_stream(client)
+def test_search_by_label_best_first_in_pages(labelling_client: Client) -> None:
+    ids = [
+        body(upload(labelling_client, photo_jpeg("coffee", quality)))["image_id"]
+        for quality in (60, 90)
+    ]
+    cat = body(upload(labelling_client, photo_png("chelsea")))["image_id"]
+    deliver_stream(labelling_client)
     scores = {
-        image_id: body(client.http.get(f"/images/{image_id}"))["labels"][0]["score"]
+        image_id: body(labelling_client.http.get(f"/images/{image_id}"))["labels"][0]["score"]
         for image_id in ids
     }
-    first = body(client.http.get("/labels/espresso/images?limit=1"))
+    first = body(labelling_client.http.get("/labels/espresso/images?limit=1"))
     assert first["label"] == "espresso" and len(first["images"]) == 1 and first["next_token"]
     second = body(
-        client.http.get(f"/labels/espresso/images?limit=1&next_token={first['next_token']}")
+        labelling_client.http.get(
+            f"/labels/espresso/images?limit=1&next_token={first['next_token']}"
+        )
     )
     found = first["images"] + second["images"]
     assert [hit["image_id"] for hit in found] == sorted(ids, key=lambda i: -scores[i])
     assert [hit["score"] for hit in found] == sorted(scores.values(), reverse=True)
     assert second["next_token"] is None
-    cats = body(client.http.get("/labels/Tiger%20Cat/images"))
+    cats = body(labelling_client.http.get("/labels/Tiger%20Cat/images"))
     assert cats["label"] == "Tiger Cat"
     assert cat in [hit["image_id"] for hit in cats["images"]]
-    assert body(client.http.get("/labels/unicorn/images")) == {
+    assert body(labelling_client.http.get("/labels/unicorn/images")) == {
         "label": "unicorn",
         "images": [],
         "next_token": None,
@@ -350,12 +381,16 @@ def test_search_refuses_bad_paging(client: Client, query: str) -> None:
     assert_error(client.http.get(f"/labels/espresso/images?{query}"), 400, "invalid_request")
 
 
-def test_batch_answers_each_url_on_its_own(client: Client, photo_server: LoopbackServer) -> None:
+def test_batch_answers_each_url_on_its_own(
+    labelling_client: Client, photo_server: LoopbackServer
+) -> None:
     coffee = photo_server.serve("/coffee.png", photo_png("coffee"))
     cat = photo_server.serve("/cat.png", photo_png("chelsea"))
-    known = body(upload(client, photo_png("coffee")))["image_id"]
+    known = body(upload(labelling_client, photo_png("coffee")))["image_id"]
     urls = [coffee, "file:///etc/passwd", photo_server.url("/missing.png"), cat, ""]
-    response = client.http.post("/images/batch", headers=JSON, body=json.dumps({"urls": urls}))
+    response = labelling_client.http.post(
+        "/images/batch", headers=JSON, body=json.dumps({"urls": urls})
+    )
     assert response.status_code == 200
     results = body(response)["results"]
     assert [result["url"] for result in results] == urls
@@ -364,8 +399,8 @@ def test_batch_answers_each_url_on_its_own(client: Client, photo_server: Loopbac
     assert results[1]["error"]["code"] == "url_not_allowed"
     assert results[2]["error"]["code"] == "fetch_failed"
     assert results[4]["error"]["code"] == "invalid_request"
-    deliver_stream(client)
-    labelled = body(client.http.get(f"/images/{results[3]['image']['image_id']}"))
+    deliver_stream(labelling_client)
+    labelled = body(labelling_client.http.get(f"/images/{results[3]['image']['image_id']}"))
     assert labelled["labels"][0]["name"] in {"tiger cat", "Egyptian cat", "tabby"}
 
 
@@ -396,19 +431,19 @@ def put_upload(client: Client, upload_url: str, data: bytes, content_type: str) 
     return client.http.put(f"/{path}", headers={"Content-Type": content_type}, body=data)
 
 
-def test_direct_upload_registers_and_labels_the_image(client: Client) -> None:
-    ticket = start_upload(client, {"content_type": "image/jpeg"})
+def test_direct_upload_registers_and_labels_the_image(labelling_client: Client) -> None:
+    ticket = start_upload(labelling_client, {"content_type": "image/jpeg"})
     assert ticket.status_code == 201
     answer = body(ticket)
     assert answer["method"] == "PUT"
     assert answer["headers"] == {"Content-Type": "image/jpeg"}
     assert f"/uploads/{answer['image_id']}?expires=" in answer["upload_url"]
-    assert_error(client.http.get(f"/images/{answer['image_id']}"), 404, "not_found")
-    stored = put_upload(client, answer["upload_url"], photo_jpeg("coffee"), "image/jpeg")
+    assert_error(labelling_client.http.get(f"/images/{answer['image_id']}"), 404, "not_found")
+    stored = put_upload(labelling_client, answer["upload_url"], photo_jpeg("coffee"), "image/jpeg")
     assert stored.status_code == 202
     assert body(stored)["image_id"] == answer["image_id"]
-    deliver_stream(client)
-    record = body(client.http.get(f"/images/{answer['image_id']}"))
+    deliver_stream(labelling_client)
+    record = body(labelling_client.http.get(f"/images/{answer['image_id']}"))
     assert record["status"] == "CLASSIFIED"
     assert record["labels"][0]["name"] == "espresso"
 
@@ -442,19 +477,19 @@ def test_upload_tickets_are_only_for_images(client: Client, payload: Any) -> Non
     assert_error(start_upload(client, payload), 400, "invalid_request")
 
 
-def test_callback_gets_the_finished_record_signed(client: Client) -> None:
+def test_callback_gets_the_finished_record_signed(labelling_client: Client) -> None:
     with PostReceiver() as receiver:
         callback = receiver.url("/hooks/labels")
-        response = client.http.post(
+        response = labelling_client.http.post(
             f"/images?callback_url={callback}",
             headers={"Content-Type": "image/png"},
             body=photo_png("coffee"),
         )
         image_id = body(response)["image_id"]
         assert body(response)["webhook"]["status"] == "PENDING"
-        deliver_stream(client)
+        deliver_stream(labelling_client)
         assert receiver.requests == []  # labelling only queues the callback
-        deliver_callbacks(client)
+        deliver_callbacks(labelling_client)
     [request] = receiver.requests
     assert (request.method, request.path) == ("POST", "/hooks/labels")
     sent = json.loads(request.body)
@@ -462,7 +497,7 @@ def test_callback_gets_the_finished_record_signed(client: Client) -> None:
     assert sent["labels"][0]["name"] == "espresso"
     signature = request.headers[SIGNATURE_HEADER.lower()]
     assert verify(b"local-development-secret", signature, request.body, now=time.time())
-    webhook = body(client.http.get(f"/images/{image_id}"))["webhook"]
+    webhook = body(labelling_client.http.get(f"/images/{image_id}"))["webhook"]
     assert (webhook["status"], webhook["attempts"], webhook["url"]) == ("DELIVERED", 1, callback)
 
 

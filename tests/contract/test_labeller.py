@@ -1,5 +1,6 @@
 """The Labeller contract, run against every labeller (ONNX in process with each model,
-SageMaker endpoint)."""
+SageMaker endpoint). What holds whatever the labels are called runs on the tiny stand-in
+graph too, and so in `make check`."""
 
 from __future__ import annotations
 
@@ -13,12 +14,35 @@ from chalicelib.domain.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
 from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png
 
+# Each runs an exported model (the SageMaker stand-in runs Lite0).
+LABELLERS = {
+    "onnx": "onnx_labeller",
+    "onnx_lite2": "onnx_lite2_labeller",
+    "sagemaker": "labelling_sagemaker_labeller",
+}
+# The same two adapters on the tiny stand-in graph (tests/fixtures/tiny_model.py).
+TINY_LABELLERS = {"tiny_onnx": "tiny_labeller", "tiny_sagemaker": "sagemaker_labeller"}
 
-@pytest.fixture(params=["onnx", "onnx_lite2", "sagemaker"])
+
+@pytest.fixture(params=list(LABELLERS))
 def labeller(request: pytest.FixtureRequest, exported_models: dict[str, Path]) -> Labeller:
-    """Each runs an exported model (the SageMaker stand-in runs Lite0), so each test that
-    takes this fixture is marked `model`."""
-    chosen: Labeller = request.getfixturevalue(f"{request.param}_labeller")
+    """Each labeller on an exported model, so each test that takes this fixture is marked
+    `model`: for what the labels must say."""
+    chosen: Labeller = request.getfixturevalue(LABELLERS[request.param])
+    return chosen
+
+
+@pytest.fixture(
+    params=[
+        *TINY_LABELLERS,
+        # Chosen by name, these need the mark by hand: the fixtures do not show it.
+        *(pytest.param(name, marks=pytest.mark.model) for name in LABELLERS),
+    ]
+)
+def any_labeller(request: pytest.FixtureRequest) -> Labeller:
+    """Each labeller on the tiny graph (fast) and on an exported model (`model`): for what
+    holds whatever the labels are called."""
+    chosen: Labeller = request.getfixturevalue({**TINY_LABELLERS, **LABELLERS}[request.param])
     return chosen
 
 
@@ -47,10 +71,10 @@ def test_batch_answers_in_order_and_one_bad_image_spoils_nothing(labeller: Label
     assert outcomes[2].labels[0].name in EXPECTED_TOP_LABELS["motorcycle"]
 
 
-def test_batch_gives_the_same_labels_as_one_by_one(labeller: Labeller) -> None:
+def test_batch_gives_the_same_labels_as_one_by_one(any_labeller: Labeller) -> None:
     photos = [photo_png(name) for name in sorted(EXPECTED_TOP_LABELS)]
-    together = labeller.label(photos, top_k=3)
-    alone = [labeller.label([photo], top_k=3)[0] for photo in photos]
+    together = any_labeller.label(photos, top_k=3)
+    alone = [any_labeller.label([photo], top_k=3)[0] for photo in photos]
     for batch_outcome, single_outcome in zip(together, alone, strict=True):
         assert [label.name for label in batch_outcome.labels] == [
             label.name for label in single_outcome.labels
@@ -60,8 +84,8 @@ def test_batch_gives_the_same_labels_as_one_by_one(labeller: Labeller) -> None:
         )
 
 
-def test_model_id_names_the_model(labeller: Labeller) -> None:
-    assert labeller.model_id
+def test_model_id_names_the_model(any_labeller: Labeller) -> None:
+    assert any_labeller.model_id
 
 
 def test_damaged_model_file_makes_the_labeller_unavailable(tmp_path: Path) -> None:

@@ -112,9 +112,9 @@ def world_with(
 
 
 def test_labeller_down_in_the_middle_of_the_stream(
-    world_with: Callable[[Labeller], World], onnx_labeller: OnnxLabeller
+    world_with: Callable[[Labeller], World], tiny_labeller: OnnxLabeller
 ) -> None:
-    world = world_with(FaultyLabeller(onnx_labeller, {2, 3}, LabellerUnavailable("down")))
+    world = world_with(FaultyLabeller(tiny_labeller, {2, 3}, LabellerUnavailable("down")))
     world.submit(10)
     world.drain()
     counts = world.assert_nothing_lost()
@@ -122,27 +122,27 @@ def test_labeller_down_in_the_middle_of_the_stream(
 
 
 def test_labeller_down_for_good_ends_failed_not_stuck(
-    world_with: Callable[[Labeller], World], onnx_labeller: OnnxLabeller
+    world_with: Callable[[Labeller], World], tiny_labeller: OnnxLabeller
 ) -> None:
-    world = world_with(FaultyLabeller(onnx_labeller, set(range(1, 100)), LabellerUnavailable("x")))
+    world = world_with(FaultyLabeller(tiny_labeller, set(range(1, 100)), LabellerUnavailable("x")))
     world.submit(6)
     world.drain()
     assert world.assert_nothing_lost()[Status.FAILED] == 6
 
 
 def test_labeller_crashing_with_an_unexpected_error_is_retried(
-    world_with: Callable[[Labeller], World], onnx_labeller: OnnxLabeller
+    world_with: Callable[[Labeller], World], tiny_labeller: OnnxLabeller
 ) -> None:
-    world = world_with(FaultyLabeller(onnx_labeller, {1}, RuntimeError("segfault-ish")))
+    world = world_with(FaultyLabeller(tiny_labeller, {1}, RuntimeError("segfault-ish")))
     world.submit(5)
     world.drain()
     assert world.assert_nothing_lost()[Status.CLASSIFIED] == 5
 
 
 def test_crash_after_part_of_a_batch_was_written(
-    world_with: Callable[[Labeller], World], onnx_labeller: OnnxLabeller
+    world_with: Callable[[Labeller], World], tiny_labeller: OnnxLabeller
 ) -> None:
-    world = world_with(onnx_labeller)
+    world = world_with(tiny_labeller)
     world.submit(BATCH * 2)
     crashed: list[list[str]] = []
 
@@ -161,9 +161,9 @@ def test_crash_after_part_of_a_batch_was_written(
 
 
 def test_replayed_batches_change_nothing(
-    world_with: Callable[[Labeller], World], onnx_labeller: OnnxLabeller
+    world_with: Callable[[Labeller], World], tiny_labeller: OnnxLabeller
 ) -> None:
-    world = world_with(onnx_labeller)
+    world = world_with(tiny_labeller)
     world.submit(BATCH)
     events: list[dict[str, Any]] = []
 
@@ -197,9 +197,9 @@ class BarrierLabeller:
 
 
 def test_two_workers_labelling_the_same_batch_write_each_result_once(
-    world_with: Callable[[Labeller], World], onnx_labeller: OnnxLabeller
+    world_with: Callable[[Labeller], World], tiny_labeller: OnnxLabeller
 ) -> None:
-    world = world_with(BarrierLabeller(onnx_labeller, parties=2))
+    world = world_with(BarrierLabeller(tiny_labeller, parties=2))
     world.submit(BATCH)
     reports = []
 
@@ -224,14 +224,14 @@ def test_two_workers_labelling_the_same_batch_write_each_result_once(
 def test_store_failing_after_a_fetch_accepts_nothing_and_leaves_no_record(
     database: SqliteDatabase,
     tmp_path: Any,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     def disk_full(descriptor: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
     store = FolderImageStore(tmp_path / "images")
-    world = World(database, store, onnx_labeller)
+    world = World(database, store, tiny_labeller)
     monkeypatch.setattr(os, "fsync", disk_full)  # the image file's write reaches the disk
     with pytest.raises(StorageFull):
         world.submit(1)

@@ -54,14 +54,14 @@ def queue(database: SqliteDatabase) -> SqliteQueue:
 def make_service(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    labeller: OnnxLabeller,
     sender: RecordingSender,
     queue: SqliteQueue | None,
 ) -> UseCases:
     return wire(
         store=folder_store,
         table=sqlite_table,
-        labeller=onnx_labeller,
+        labeller=labeller,
         fetcher=UrlTable({}),
         limits=Limits(),
         callbacks=sender,
@@ -77,11 +77,11 @@ def queued_ids(queue: SqliteQueue) -> list[str]:
 def test_labelling_queues_the_callback_and_sends_nothing_itself(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     queue: SqliteQueue,
 ) -> None:
     sender = RecordingSender()
-    service = make_service(folder_store, sqlite_table, onnx_labeller, sender, queue)
+    service = make_service(folder_store, sqlite_table, tiny_labeller, sender, queue)
     with_callback = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
     without = service.submission.submit_upload(photo_png("chelsea")).record
     service.labelling.label_images([with_callback.image_id, without.image_id])
@@ -101,10 +101,10 @@ def test_a_replayed_batch_queues_a_still_pending_callback_again(
     database: SqliteDatabase,
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     queue: SqliteQueue,
 ) -> None:
-    service = make_service(folder_store, sqlite_table, onnx_labeller, RecordingSender(), queue)
+    service = make_service(folder_store, sqlite_table, tiny_labeller, RecordingSender(), queue)
     record = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
     service.labelling.label_images([record.image_id])
     assert queued_ids(queue) == [record.image_id]
@@ -114,10 +114,10 @@ def test_a_replayed_batch_queues_a_still_pending_callback_again(
 
 
 def test_without_a_queue_a_callback_is_recorded_failed_not_left_pending(
-    folder_store: FolderImageStore, sqlite_table: SqliteLabelTable, onnx_labeller: OnnxLabeller
+    folder_store: FolderImageStore, sqlite_table: SqliteLabelTable, tiny_labeller: OnnxLabeller
 ) -> None:
     sender = RecordingSender()
-    service = make_service(folder_store, sqlite_table, onnx_labeller, sender, None)
+    service = make_service(folder_store, sqlite_table, tiny_labeller, sender, None)
     record = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
     service.labelling.label_images([record.image_id])
     finished = service.records.get(record.image_id)

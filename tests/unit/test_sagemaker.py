@@ -1,4 +1,7 @@
-"""The SageMaker labeller over real HTTP against the local InvokeEndpoint server."""
+"""The SageMaker labeller over real HTTP against the local InvokeEndpoint server.
+
+The server runs the tiny stand-in graph, but in the tests that check what the labels say:
+they take the `labelling_` fixtures, on the real Lite0 (`model`)."""
 
 from __future__ import annotations
 
@@ -119,9 +122,9 @@ def test_the_endpoint_gets_the_image_upright(
 
 
 def test_the_labeller_never_returns_background_from_the_endpoint(
-    sagemaker_labeller: SageMakerLabeller,
+    labelling_sagemaker_labeller: SageMakerLabeller,
 ) -> None:
-    [outcome] = sagemaker_labeller.label([photo_png("chelsea")], top_k=1000)
+    [outcome] = labelling_sagemaker_labeller.label([photo_png("chelsea")], top_k=1000)
     assert len(outcome.labels) == 1000
     assert "background" not in {label.name for label in outcome.labels}
     assert outcome.labels[0].name in EXPECTED_TOP_LABELS["chelsea"]
@@ -139,12 +142,13 @@ def test_an_undecodable_image_is_its_own_error_and_never_sent(
 
 
 def test_throttled_twice_then_answering_is_labelled(
-    sagemaker_labeller: SageMakerLabeller, sagemaker_server: LocalSageMakerRuntime
+    labelling_sagemaker_labeller: SageMakerLabeller,
+    labelling_sagemaker_server: LocalSageMakerRuntime,
 ) -> None:
-    sagemaker_server.inject(Fault.THROTTLING, times=2)
-    [outcome] = sagemaker_labeller.label([photo_png("coffee")], top_k=5)
+    labelling_sagemaker_server.inject(Fault.THROTTLING, times=2)
+    [outcome] = labelling_sagemaker_labeller.label([photo_png("coffee")], top_k=5)
     assert outcome.labels[0].name == "espresso"
-    assert sagemaker_server.request_count == 3
+    assert labelling_sagemaker_server.request_count == 3
 
 
 def test_unavailable_on_every_try_raises_after_the_configured_attempts(
@@ -187,16 +191,18 @@ def test_unreachable_endpoint_is_unavailable() -> None:
 
 
 def test_a_model_error_fails_that_image_and_the_rest_is_labelled(
-    sagemaker_labeller_factory: SageMakerLabellerFactory, sagemaker_server: LocalSageMakerRuntime
+    labelling_sagemaker_labeller_factory: SageMakerLabellerFactory,
+    labelling_sagemaker_server: LocalSageMakerRuntime,
 ) -> None:
-    labeller = sagemaker_labeller_factory(max_workers=1)  # one at a time: the first is refused
-    sagemaker_server.inject(Fault.MODEL_ERROR, times=1)
+    # One at a time: the first is refused.
+    labeller = labelling_sagemaker_labeller_factory(max_workers=1)
+    labelling_sagemaker_server.inject(Fault.MODEL_ERROR, times=1)
     refused, labelled = labeller.label([photo_png("chelsea"), photo_png("coffee")], top_k=5)
     assert refused.error is not None
     assert refused.error.startswith("the model could not label this image: ")
     assert "injected fault" in refused.error
     assert labelled.labels[0].name == "espresso"
-    assert sagemaker_server.request_count == 2
+    assert labelling_sagemaker_server.request_count == 2
 
 
 def test_a_crashed_model_container_makes_the_endpoint_unavailable(
@@ -209,10 +215,11 @@ def test_a_crashed_model_container_makes_the_endpoint_unavailable(
 
 
 def test_an_unexpected_answer_fails_that_image_and_the_rest_is_labelled(
-    sagemaker_labeller_factory: SageMakerLabellerFactory, sagemaker_server: LocalSageMakerRuntime
+    labelling_sagemaker_labeller_factory: SageMakerLabellerFactory,
+    labelling_sagemaker_server: LocalSageMakerRuntime,
 ) -> None:
-    labeller = sagemaker_labeller_factory(max_workers=1)
-    sagemaker_server.inject(Fault.BAD_ANSWER, times=1)
+    labeller = labelling_sagemaker_labeller_factory(max_workers=1)
+    labelling_sagemaker_server.inject(Fault.BAD_ANSWER, times=1)
     garbled, labelled = labeller.label([photo_png("chelsea"), photo_png("coffee")], top_k=5)
     assert garbled.error is not None and "unexpected answer" in garbled.error
     assert labelled.labels[0].name == "espresso"
@@ -261,10 +268,10 @@ def test_local_server_answers_an_undecodable_body_with_a_model_error(
 
 def test_factory_reaches_the_endpoint_named_by_boto3s_environment_variable(
     aws_environment: None,
-    sagemaker_server: LocalSageMakerRuntime,
+    labelling_sagemaker_server: LocalSageMakerRuntime,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", sagemaker_server.url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME", labelling_sagemaker_server.url)
     settings = AwsSettings(
         region=SAGEMAKER_REGION, sagemaker_endpoint=SAGEMAKER_ENDPOINT, sagemaker_max_attempts=2
     )
@@ -272,7 +279,7 @@ def test_factory_reaches_the_endpoint_named_by_boto3s_environment_variable(
     [outcome] = labeller.label([photo_png("coffee")], top_k=5)
     assert outcome.labels[0].name == "espresso"
     assert labeller.model_id == f"sagemaker/{SAGEMAKER_ENDPOINT}"
-    assert sagemaker_server.request_count == 1
+    assert labelling_sagemaker_server.request_count == 1
 
 
 def test_factory_requires_an_endpoint_name() -> None:

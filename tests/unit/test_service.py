@@ -1,4 +1,7 @@
-"""The use cases on the embedded adapters (SQLite table, folder store, ONNX model)."""
+"""The use cases on the embedded adapters (SQLite table, folder store, ONNX model).
+
+The model is the tiny stand-in graph (tests/fixtures/tiny_model.py), but in the tests that
+check what the labels say: they take `labelling_service`, on the real Lite0 (`model`)."""
 
 from __future__ import annotations
 
@@ -125,9 +128,21 @@ def make_service(
 def service(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
+    tiny_labeller: OnnxLabeller,
+    pages: dict[str, bytes],
+) -> UseCases:
+    """On the tiny stand-in graph: for every test that holds whatever the labels are called."""
+    return make_service(folder_store, sqlite_table, tiny_labeller, pages)
+
+
+@pytest.fixture
+def labelling_service(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
     onnx_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> UseCases:
+    """On the real Lite0, for the tests that check what the labels say."""
     return make_service(folder_store, sqlite_table, onnx_labeller, pages)
 
 
@@ -142,12 +157,12 @@ def test_submit_by_url_stores_the_image_and_a_pending_record(
     assert service.records.get(record.image_id) == record
 
 
-def test_submitted_images_are_labelled_by_one_batch(service: UseCases) -> None:
-    coffee = service.submission.submit_url("https://photos.example/coffee.png").record
-    cat = service.submission.submit_upload(photo_jpeg("chelsea")).record
-    report = service.labelling.label_images([coffee.image_id, cat.image_id])
+def test_submitted_images_are_labelled_by_one_batch(labelling_service: UseCases) -> None:
+    coffee = labelling_service.submission.submit_url("https://photos.example/coffee.png").record
+    cat = labelling_service.submission.submit_upload(photo_jpeg("chelsea")).record
+    report = labelling_service.labelling.label_images([coffee.image_id, cat.image_id])
     assert sorted(report.classified) == sorted([coffee.image_id, cat.image_id])
-    labelled = service.records.get(coffee.image_id)
+    labelled = labelling_service.records.get(coffee.image_id)
     assert labelled.status is Status.CLASSIFIED
     assert labelled.labels[0].name == "espresso"
     assert labelled.model == "efficientnet-lite0/onnx"
@@ -194,10 +209,10 @@ def test_missing_stored_image_ends_failed_not_stuck(
 def test_model_outage_asks_for_a_retry_then_labels(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
-    labeller = OutageLabeller(onnx_labeller, outages=1)
+    labeller = OutageLabeller(tiny_labeller, outages=1)
     service = make_service(folder_store, sqlite_table, labeller, pages)
     record = service.submission.submit_upload(photo_png("coffee")).record
     with pytest.raises(LabellingRetryNeeded):
@@ -211,10 +226,10 @@ def test_model_outage_asks_for_a_retry_then_labels(
 def test_lasting_model_outage_ends_failed_after_the_attempt_limit(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
-    labeller = OutageLabeller(onnx_labeller, outages=100)
+    labeller = OutageLabeller(tiny_labeller, outages=100)
     service = make_service(folder_store, sqlite_table, labeller, pages)
     record = service.submission.submit_upload(photo_png("coffee")).record
     for _ in range(2):
@@ -250,10 +265,10 @@ def test_truncated_upload_is_refused_at_submit(service: UseCases) -> None:
 def test_upload_over_the_byte_limit_is_refused(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
-    service = make_service(folder_store, sqlite_table, onnx_labeller, pages, max_image_bytes=1000)
+    service = make_service(folder_store, sqlite_table, tiny_labeller, pages, max_image_bytes=1000)
     with pytest.raises(ImageTooLarge):
         service.submission.submit_upload(photo_png("coffee"))
 
@@ -261,11 +276,11 @@ def test_upload_over_the_byte_limit_is_refused(
 def test_image_over_the_pixel_limit_is_refused(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
     service = make_service(
-        folder_store, sqlite_table, onnx_labeller, pages, max_image_pixels=64 * 48 - 1
+        folder_store, sqlite_table, tiny_labeller, pages, max_image_pixels=64 * 48 - 1
     )
     with pytest.raises(ImageTooLarge, match="pixels"):
         service.submission.submit_upload(solid_image("PNG", (64, 48)))
@@ -275,11 +290,11 @@ def test_store_failure_leaves_no_record(
     tmp_path: Path,
     database: SqliteDatabase,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
     broken = BrokenStore(tmp_path / "images")
-    service = make_service(broken, sqlite_table, onnx_labeller, pages)
+    service = make_service(broken, sqlite_table, tiny_labeller, pages)
     with pytest.raises(OSError, match="disk full"):
         service.submission.submit_upload(photo_png("coffee"))
     assert database.query("SELECT COUNT(*) FROM images") == [(0,)]
@@ -289,10 +304,10 @@ def test_record_failure_removes_the_stored_image(
     tmp_path: Path,
     folder_store: FolderImageStore,
     database: SqliteDatabase,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
-    service = make_service(folder_store, BrokenInsertTable(database), onnx_labeller, pages)
+    service = make_service(folder_store, BrokenInsertTable(database), tiny_labeller, pages)
     with pytest.raises(OSError, match="locked"):
         service.submission.submit_upload(photo_png("coffee"))
     assert list((tmp_path / "images").iterdir()) == []
@@ -306,11 +321,11 @@ def test_the_loser_of_a_race_of_the_same_bytes_answers_as_a_resubmit(
     tmp_path: Path,
     folder_store: FolderImageStore,
     database: SqliteDatabase,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
     table = LateLookupTable(database, misses=2)
-    service = make_service(folder_store, table, onnx_labeller, pages)
+    service = make_service(folder_store, table, tiny_labeller, pages)
     first = service.submission.submit_upload(photo_png("coffee"))
     second = service.submission.submit_url("https://photos.example/coffee.png")  # missed the first
     assert first.created and not second.created
@@ -322,11 +337,11 @@ def test_the_loser_of_a_race_of_the_same_bytes_answers_as_a_resubmit(
 def test_the_loser_of_a_race_with_a_failed_image_sends_it_to_be_labelled_again(
     database: SqliteDatabase,
     folder_store: FolderImageStore,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
     table = LateLookupTable(database, misses=0)
-    service = make_service(folder_store, table, onnx_labeller, pages)
+    service = make_service(folder_store, table, tiny_labeller, pages)
     first = service.submission.submit_upload(photo_png("coffee")).record
     table.fail(first.image_id, "the model endpoint kept failing", "m", first.submitted_at)
     table.misses = 1
@@ -342,10 +357,10 @@ def test_identical_submits_at_once_make_one_record_and_one_stored_image(
     folder_store: FolderImageStore,
     database: SqliteDatabase,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
-    service = make_service(folder_store, sqlite_table, onnx_labeller, pages)
+    service = make_service(folder_store, sqlite_table, tiny_labeller, pages)
     data = photo_png("coffee")
     submitters = 16
     start = threading.Barrier(submitters)
@@ -390,7 +405,12 @@ def test_direct_uploads_of_known_bytes_still_get_their_own_record(
     )
 
 
-@pytest.mark.parametrize("image_id", ["nope", str(uuid.uuid4()), "../etc/passwd", ""])
+# A fixed id that no record has: a fresh uuid4 would name the test differently in each
+# of `make check`'s two processes, and pytest-xdist refuses collections that differ.
+UNKNOWN_ID = "7d0c9b4e-3a1f-4c2e-9b8d-5f6a7e8c9d01"
+
+
+@pytest.mark.parametrize("image_id", ["nope", UNKNOWN_ID, "../etc/passwd", ""])
 def test_unknown_image_id_is_not_found(service: UseCases, image_id: str) -> None:
     with pytest.raises(ImageNotFound):
         service.records.get(image_id)
@@ -404,14 +424,14 @@ def test_missing_stored_image_is_reported_by_the_store(folder_store: FolderImage
 def test_submits_and_batches_are_published_as_embedded_metrics(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     service = wire(
         store=folder_store,
         table=sqlite_table,
-        labeller=onnx_labeller,
+        labeller=tiny_labeller,
         fetcher=UrlTable(pages),
         limits=Limits(),
         metrics=EmfMetrics(),
@@ -445,11 +465,11 @@ class CountingReadsTable(SqliteLabelTable):
 def test_labelling_reads_a_record_once_when_it_has_no_callback(
     folder_store: FolderImageStore,
     database: SqliteDatabase,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     pages: dict[str, bytes],
 ) -> None:
     table = CountingReadsTable(database)
-    service = make_service(folder_store, table, onnx_labeller, pages)
+    service = make_service(folder_store, table, tiny_labeller, pages)
     ids = [
         service.submission.submit_upload(photo_jpeg(name)).record.image_id
         for name in ("coffee", "chelsea")
@@ -502,12 +522,12 @@ def test_resubmitting_classified_bytes_replaces_a_missing_stored_image(
 def test_the_record_keeps_the_source_url_without_its_credentials(
     folder_store: FolderImageStore,
     sqlite_table: SqliteLabelTable,
-    onnx_labeller: OnnxLabeller,
+    tiny_labeller: OnnxLabeller,
     submitted: str,
     kept: str,
 ) -> None:
     service = make_service(
-        folder_store, sqlite_table, onnx_labeller, {submitted: photo_png("coffee")}
+        folder_store, sqlite_table, tiny_labeller, {submitted: photo_png("coffee")}
     )
     record = service.submission.submit_url(submitted).record
     assert record.source_url == kept

@@ -23,9 +23,9 @@ from tests.unit.test_service import make_service, stored_files
 
 @pytest.fixture
 def service(
-    folder_store: FolderImageStore, sqlite_table: SqliteLabelTable, onnx_labeller: OnnxLabeller
+    folder_store: FolderImageStore, sqlite_table: SqliteLabelTable, tiny_labeller: OnnxLabeller
 ) -> UseCases:
-    return make_service(folder_store, sqlite_table, onnx_labeller, {})
+    return make_service(folder_store, sqlite_table, tiny_labeller, {})
 
 
 def test_the_same_bytes_again_answer_the_first_record(service: UseCases) -> None:

@@ -24,8 +24,17 @@ from tests.support import NoNetwork, photo_jpeg
 
 @pytest.fixture
 def service(
+    s3_store: S3ImageStore, dynamodb_table: DynamoDBLabelTable, tiny_labeller: OnnxLabeller
+) -> UseCases:
+    """On the tiny stand-in graph: for the tests that hold whatever the labels are called."""
+    return wire(s3_store, dynamodb_table, tiny_labeller, NoNetwork(), Limits())
+
+
+@pytest.fixture
+def labelling_service(
     s3_store: S3ImageStore, dynamodb_table: DynamoDBLabelTable, onnx_labeller: OnnxLabeller
 ) -> UseCases:
+    """On the real Lite0, for the tests that check what the labels say."""
     return wire(s3_store, dynamodb_table, onnx_labeller, NoNetwork(), Limits())
 
 
@@ -51,22 +60,22 @@ def notify(key: str, size: int) -> list[str]:
 
 
 def test_presigned_put_then_notification_registers_and_labels(
-    service: UseCases, s3_client: Any
+    labelling_service: UseCases, s3_client: Any
 ) -> None:
-    ticket = service.uploads.start_upload("image/jpeg")
+    ticket = labelling_service.uploads.start_upload("image/jpeg")
     assert ticket.target.url.startswith(f"https://{BUCKET}.s3.amazonaws.com/uploads/")
     data = photo_jpeg("coffee")
     put = requests.put(ticket.target.url, data=data, headers=ticket.target.headers, timeout=10)
     assert put.status_code == 200
     [image_id] = notify(upload_key(ticket.image_id), len(data))
-    record = service.uploads.register_upload(image_id)
+    record = labelling_service.uploads.register_upload(image_id)
     assert record is not None and record.status is Status.NOT_CLASSIFIED
     assert s3_client.get_object(Bucket=BUCKET, Key=image_id)["Body"].read() == data
     with pytest.raises(s3_client.exceptions.NoSuchKey):
         s3_client.get_object(Bucket=BUCKET, Key=upload_key(image_id))
-    assert service.uploads.register_upload(image_id) == record  # a replayed notification
-    service.labelling.label_images([image_id])
-    assert service.records.get(image_id).labels[0].name == "espresso"
+    assert labelling_service.uploads.register_upload(image_id) == record  # a replayed notification
+    labelling_service.labelling.label_images([image_id])
+    assert labelling_service.records.get(image_id).labels[0].name == "espresso"
 
 
 def test_notification_without_an_upload_changes_nothing(service: UseCases) -> None:
