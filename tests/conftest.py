@@ -36,6 +36,8 @@ COST_MARKERS = ("fast", "model", "pytorch", "slow", "emulator", "package", "brow
 COST_BY_PATH: dict[str, str | None] = {
     "tests/bench/": "slow",
     "tests/cli/test_api_commands.py": "slow",
+    # Runs `scripts/deploy --dry-run` as a process, once per stage and case.
+    "tests/delivery/test_dry_run.py": "slow",
     "tests/delivery/test_stacks_on_moto.py": "emulator",
     "tests/infrastructure/test_moto_stacks.py": "emulator",
     "tests/load/": "slow",

@@ -107,6 +107,7 @@ def label_index_table() -> dict[str, Any]:
 # --- every template ------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # runs cfn-lint as a process: 4 s of CPU
 def test_cfn_lint_accepts_every_template_with_no_rule_ignored() -> None:
     paths = sorted(
         path for path in TEMPLATE_DIR.iterdir() if path.suffix in (".yaml", ".yml", ".json")
