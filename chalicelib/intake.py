@@ -65,7 +65,7 @@ class ImageIntake:
             webhook=webhook,
         )
         # Image first, record second: a record never points at a missing image.
-        created = self.store_image(record, data)
+        created = self._store_image(record, data)
         try:
             self._table.insert(record, unique_bytes=unique_bytes)
         except DuplicateImageId:
@@ -94,7 +94,7 @@ class ImageIntake:
         self._metrics.publish()
         return record
 
-    def store_image(self, record: ImageRecord, data: bytes) -> bool:
+    def _store_image(self, record: ImageRecord, data: bytes) -> bool:
         """Store the image under its id unless something is stored there; True if this call
         stored it. The same bytes stored already (a concurrent registration of one upload)
         are used as they are; other bytes raise ImageIdTaken. Nothing stored by another

@@ -239,9 +239,7 @@ class LabellingService:
         Delivery problems are recorded on the image, never raised."""
         for image_id in dict.fromkeys(image_ids):
             record = self._table.get(image_id)
-            if record is None or record.webhook is None:
-                continue
-            if record.webhook.status is not WebhookStatus.PENDING:
+            if record is None or record.webhook is None or not callback_pending(record):
                 continue
             if record.status is Status.NOT_CLASSIFIED:
                 continue  # sent back to labelling since it was queued: it will be queued again

@@ -8,6 +8,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from chalicelib.domain import imaging
 from chalicelib.domain.decisions import is_same_upload, sha256_hex
 from chalicelib.domain.errors import (
     Conflict,
@@ -57,7 +58,7 @@ class UploadService:
         """A place to PUT a large image directly (past API Gateway's request limit). Once
         the bytes arrive there, register_upload makes the image under this id."""
         media = content_type if content_type is not None else "application/octet-stream"
-        if not _is_image_media_type(media):
+        if not imaging.is_image_media_type(media):
             raise InvalidRequest("`content_type` must be image/* or application/octet-stream")
         image_id = self._new_id()
         target = self._store.upload_target(upload_key(image_id), media, UPLOAD_SECONDS)
@@ -146,8 +147,3 @@ def _same_upload(known: ImageRecord, digest: str) -> Submission:
 def upload_key(image_id: str) -> str:
     """Where a direct upload lands before it is registered (S3 notifies on this prefix)."""
     return f"uploads/{image_id}"
-
-
-def _is_image_media_type(media: str) -> bool:
-    media = media.split(";")[0].strip().lower()
-    return media.startswith("image/") or media == "application/octet-stream"

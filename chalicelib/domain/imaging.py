@@ -143,6 +143,13 @@ def preprocess(images: Sequence[Image.Image], size: int, crop_fraction: float) -
     return normalise([crop_and_resize(image, size, crop_fraction) for image in images])
 
 
+def is_image_media_type(media: str) -> bool:
+    """What a client may send image bytes as: any image/* type, or plain octet-stream
+    (the bytes decide the format; see inspect_image)."""
+    media = media.split(";")[0].strip().lower()
+    return media.startswith("image/") or media == "application/octet-stream"
+
+
 def media_type(format_name: str) -> str:
     return MEDIA_TYPES.get(format_name, "application/octet-stream")
 

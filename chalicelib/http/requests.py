@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.domain import imaging
 from chalicelib.domain.errors import InvalidRequest, UnsupportedMediaType
 from chalicelib.domain.jsontext import loads_json
 from chalicelib.domain.record_json import DEFAULT_TOP_K, LabelView
@@ -34,7 +35,7 @@ def media_type_of(headers: Any) -> str:
 
 
 def is_image_upload(media_type: str) -> bool:
-    return media_type.startswith("image/") or media_type == "application/octet-stream"
+    return imaging.is_image_media_type(media_type)
 
 
 def raw_body(request: Any) -> bytes:
