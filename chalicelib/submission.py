@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from chalicelib.domain.decisions import resubmit_reopens, sha256_hex
+from chalicelib.domain.decisions import holds_an_image, resubmit_reopens, sha256_hex
 from chalicelib.domain.errors import (
     Conflict,
     DuplicateImage,
@@ -115,7 +115,7 @@ class SubmissionService:
         digest = sha256_hex(data)
         for _ in range(ACCEPT_ATTEMPTS):
             known = self._table.find_by_sha256(digest)
-            if known is not None:
+            if known is not None and holds_an_image(known):
                 return self._resubmitted(known, data)
             try:
                 record = self._intake.store_new(data, source_url, self._new_id(), webhook, digest)

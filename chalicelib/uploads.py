@@ -19,7 +19,14 @@ from chalicelib.domain.errors import (
     StorageFull,
     StoredImageMissing,
 )
-from chalicelib.domain.models import ImageInfo, ImageRecord, Status, UploadTicket, utc_now
+from chalicelib.domain.models import (
+    REFUSED_FORMAT,
+    ImageInfo,
+    ImageRecord,
+    Status,
+    UploadTicket,
+    utc_now,
+)
 from chalicelib.intake import ImageIntake
 from chalicelib.ports import Storage
 from chalicelib.submission import Submission, new_image_id
@@ -130,7 +137,7 @@ class UploadService:
         return ImageRecord(
             image_id=image_id,
             status=Status.FAILED,
-            image=ImageInfo("unknown", 0, 0, len(data), sha256_hex(data)),
+            image=ImageInfo(REFUSED_FORMAT, 0, 0, len(data), sha256_hex(data)),
             submitted_at=now,
             error=f"the upload was refused ({error.code}): {error.message}",
             labelled_at=now,

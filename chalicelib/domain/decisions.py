@@ -6,7 +6,7 @@ import enum
 import hashlib
 import uuid
 
-from chalicelib.domain.models import ImageRecord, Status, WebhookStatus
+from chalicelib.domain.models import REFUSED_FORMAT, ImageRecord, Status, WebhookStatus
 
 
 class AfterModelOutage(enum.Enum):
@@ -30,6 +30,12 @@ def resubmit_reopens(record: ImageRecord) -> bool:
     """The same bytes submitted again give a FAILED image another chance: its failure may
     have been the model's, or a damaged stored file's that the resubmit repaired."""
     return record.status is Status.FAILED
+
+
+def holds_an_image(record: ImageRecord) -> bool:
+    """False for the record of refused upload bytes: nothing of them was stored, so the
+    same bytes submitted again are judged anew rather than answered with that record."""
+    return record.image.format != REFUSED_FORMAT
 
 
 def callback_pending(record: ImageRecord) -> bool:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 LEGACY_LABEL_COUNT = 5
+# The format of refused upload bytes' record: they were never stored as an image.
+REFUSED_FORMAT = "unknown"
 
 
 class Status(enum.StrEnum):

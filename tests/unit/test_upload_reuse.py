@@ -12,7 +12,12 @@ import pytest
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller
 from chalicelib.adapters.sqlite import SqliteDatabase, SqliteLabelTable
-from chalicelib.domain.errors import ImageLabellerError
+from chalicelib.domain.errors import (
+    ImageLabellerError,
+    ImageTooLarge,
+    NotAnImage,
+    StoredImageMissing,
+)
 from chalicelib.domain.models import Status
 from chalicelib.submission import Submission
 from chalicelib.uploads import UploadConflict
@@ -108,3 +113,24 @@ def test_twenty_puts_of_different_bytes_at_once_keep_exactly_one(
     winner = bodies[accepted[0]]
     assert folder_store.get(image_id) == winner
     assert service.labelling.label_images([image_id]).classified == [image_id]
+
+
+@pytest.mark.parametrize(
+    ("refused", "error"),
+    [(b"just some text, not an image", NotAnImage), (b"\xff" * 20_001, ImageTooLarge)],
+    ids=["not-an-image", "too-large"],
+)
+def test_bytes_refused_as_an_upload_are_judged_again_when_submitted(
+    folder_store: FolderImageStore,
+    sqlite_table: SqliteLabelTable,
+    tiny_labeller: OnnxLabeller,
+    refused: bytes,
+    error: type[Exception],
+) -> None:
+    service = make_service(folder_store, sqlite_table, tiny_labeller, {}, max_image_bytes=20_000)
+    image_id = service.uploads.start_upload("image/png").image_id
+    assert service.uploads.receive_upload(image_id, refused).record.status is Status.FAILED
+    with pytest.raises(error):
+        service.submission.submit_upload(refused)  # not the refused record, reopened
+    with pytest.raises(StoredImageMissing):
+        folder_store.get(image_id)  # and its bytes were never stored
