@@ -15,6 +15,7 @@ from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
 from chalicelib.adapters.webhooks import WebhookSender
 from chalicelib.config import ConfigError, Limits, Settings
 from chalicelib.events.callbacks import CALLBACK_QUEUE
+from chalicelib.labelling import TransientCheck
 from chalicelib.local.queue import LocalQueuePoller, QueueHandler
 from chalicelib.local.stream import (
     LocalStreamPoller,
@@ -54,6 +55,7 @@ def build(settings: Settings) -> Components:
         metrics=EmfMetrics(),
         callbacks=_callbacks(settings),
         notifier=_notifier(settings, callback_queue),
+        is_transient=_transient_check(settings),
     )
     local_store = store if isinstance(store, FolderImageStore) else None
     return Components(
@@ -79,6 +81,15 @@ def _storage(settings: Settings) -> tuple[ImageStore, LabelTable, SqliteDatabase
     dynamodb = _aws_client("dynamodb", settings)
     table = DynamoDBLabelTable(dynamodb, settings.aws.table, settings.aws.label_index_table)
     return S3ImageStore(s3, settings.aws.bucket), table, None
+
+
+def _transient_check(settings: Settings) -> TransientCheck:
+    """What counts as a passing failure of the backends chosen (adapters/transient.py)."""
+    from chalicelib.adapters import transient
+
+    if settings.backend == "local":
+        return transient.sqlite_transient
+    return transient.aws_transient
 
 
 def _labeller(settings: Settings) -> Labeller:

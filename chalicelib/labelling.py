@@ -33,6 +33,9 @@ from chalicelib.ports import CallbackSender, Labeller, Metrics, NoMetrics, Notif
 
 log = logging.getLogger(__name__)
 
+# How much of an exception's message a FAILED record keeps.
+MAX_ERROR_MESSAGE = 200
+
 DAMAGED_IMAGE = (
     "the stored image is damaged (its bytes no longer match their sha256); "
     "submit the same image again to replace it"
@@ -67,6 +70,10 @@ class LabelReport:
     # Images of this batch, finished now or before, whose callback is still to be sent.
     with_callback: set[str] = field(default_factory=set)
 
+    def settled(self) -> set[str]:
+        """The images this batch has dealt with, one way or another."""
+        return {*self.classified, *self.failed, *self.skipped, *self.retry}
+
 
 class LabellingRetryNeeded(Exception):
     """The model could not answer for some images that still have attempts left.
@@ -79,6 +86,27 @@ class LabellingRetryNeeded(Exception):
         self.report = report
 
 
+class UnfinishedImages(Exception):
+    """Images whose labelling raised and that could not even be marked FAILED. The rest of
+    their batch is labelled; this is raised last, so that the stream retries the batch and,
+    past the mapping's limits, records it in the failure queue (scripts/redrive)."""
+
+    def __init__(self, image_ids: list[str]) -> None:
+        super().__init__(f"could not mark {len(image_ids)} image(s) FAILED: {image_ids}")
+        self.image_ids = image_ids
+
+
+# Whether an exception is the infrastructure's (a throttle, a dropped connection, a busy
+# database) rather than the image's. Each backend knows its own exceptions, so the
+# composition root hands in their classifier (adapters/transient.py): this module never
+# imports botocore or sqlite3, and no adapter has to translate every error it can raise.
+TransientCheck = Callable[[BaseException], bool]
+
+
+def no_error_is_transient(error: BaseException) -> bool:
+    return False
+
+
 class LabellingService:
     def __init__(
         self,
@@ -88,6 +116,7 @@ class LabellingService:
         callbacks: Callbacks = Callbacks(),
         metrics: Metrics | None = None,
         clock: Callable[[], datetime] = utc_now,
+        is_transient: TransientCheck = no_error_is_transient,
     ) -> None:
         self._store = storage.store
         self._table = storage.table
@@ -96,6 +125,7 @@ class LabellingService:
         self._callbacks = callbacks
         self._metrics = metrics or NoMetrics()
         self._clock = clock
+        self._is_transient = is_transient
 
     def label_images(self, image_ids: Sequence[str]) -> LabelReport:
         """Label every still-pending image among `image_ids` with one model call.
@@ -104,18 +134,86 @@ class LabellingService:
         record that is still NOT_CLASSIFIED. An image the model cannot read is FAILED on its
         own; if the model itself is down, each image counts an attempt, is FAILED once it
         has used them all, and otherwise LabellingRetryNeeded asks for a redelivery.
+
+        If the batch raises anything else, its images are labelled again one at a time: an
+        image that raises alone (a poison: say, a record another tool wrote unreadable) is
+        FAILED with the error, and the others are labelled. An error of the infrastructure
+        (`is_transient`) says nothing about the images and is raised, for the stream to retry.
         """
         report = LabelReport()
         asked = list(dict.fromkeys(image_ids))
         started = time.monotonic()
         try:
-            self._label_pending(asked, report)
+            self._label_isolating_poison(asked, report)
         finally:
             if asked:
                 log.info("labelled a batch", extra=_batch_keys(asked, report, started))
             self._publish_batch(report)
         self._queue_callbacks(report)
         return report
+
+    def _label_isolating_poison(self, image_ids: list[str], report: LabelReport) -> None:
+        try:
+            self._label_pending(image_ids, report)
+        except LabellingRetryNeeded:
+            raise
+        except Exception as error:
+            if self._is_transient(error):
+                raise
+            unsettled = [image_id for image_id in image_ids if image_id not in report.settled()]
+            log.warning(
+                "a labelling batch raised; labelling its images one at a time",
+                extra={"error": describe_error(error), "image_ids": unsettled},
+            )
+            self._label_one_at_a_time(unsettled, report, error)
+
+    def _label_one_at_a_time(
+        self, image_ids: list[str], report: LabelReport, batch_error: Exception
+    ) -> None:
+        unmarked = []
+        for image_id in image_ids:
+            error: Exception = batch_error
+            if len(image_ids) > 1:  # a batch of one has raised alone already
+                try:
+                    self._label_pending([image_id], report)
+                    continue
+                except LabellingRetryNeeded:
+                    raise
+                except Exception as alone:
+                    if self._is_transient(alone):
+                        raise
+                    error = alone
+            if not self._fail_poison(image_id, error, report):
+                unmarked.append(image_id)
+        if unmarked:
+            raise UnfinishedImages(unmarked) from batch_error
+
+    def _fail_poison(self, image_id: str, error: Exception, report: LabelReport) -> bool:
+        """Mark FAILED an image whose labelling raised on its own; False if even that
+        raised (transient errors are raised)."""
+        reason = f"labelling this image raised {describe_error(error)}"
+        try:
+            done = self._table.fail(image_id, reason, None, self._clock())
+        except Exception as fail_error:
+            if self._is_transient(fail_error):
+                raise
+            log.exception(
+                "a poison image could not be marked FAILED",
+                extra={"image_id": image_id, "error": reason},
+            )
+            return False
+        (report.failed if done else report.skipped).append(image_id)
+        log.warning(
+            "image set aside: its labelling raised on its own",
+            extra={
+                "image_id": image_id,
+                "status": Status.FAILED.value if done else "unchanged",
+                "error": reason,
+                "error_type": type(error).__name__,
+            },
+            exc_info=error,
+        )
+        return True
 
     def _label_pending(self, image_ids: list[str], report: LabelReport) -> None:
         pending, images = self._pending_images(image_ids, report)
@@ -272,6 +370,14 @@ class LabellingService:
             return
         failed = replace(record.webhook, status=WebhookStatus.FAILED, last_error=reason)
         self._table.record_delivery(image_id, failed)
+
+
+def describe_error(error: BaseException) -> str:
+    """`Type: message`, the message on one line and short, for a record's `error`."""
+    message = " ".join(str(error).split())
+    if len(message) > MAX_ERROR_MESSAGE:
+        message = message[: MAX_ERROR_MESSAGE - 1] + "…"
+    return f"{type(error).__name__}: {message}" if message else type(error).__name__
 
 
 def _batch_keys(asked: list[str], report: LabelReport, started: float) -> dict[str, object]:

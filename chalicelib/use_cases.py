@@ -9,7 +9,13 @@ from datetime import datetime
 from chalicelib.config import Limits
 from chalicelib.domain.models import utc_now
 from chalicelib.intake import ImageIntake
-from chalicelib.labelling import Callbacks, LabellingPolicy, LabellingService
+from chalicelib.labelling import (
+    Callbacks,
+    LabellingPolicy,
+    LabellingService,
+    TransientCheck,
+    no_error_is_transient,
+)
 from chalicelib.ports import (
     CallbackSender,
     Fetcher,
@@ -46,6 +52,7 @@ def wire(
     metrics: Metrics | None = None,
     callbacks: CallbackSender | None = None,
     notifier: Notifier | None = None,
+    is_transient: TransientCheck = no_error_is_transient,
 ) -> UseCases:
     storage = Storage(store, table)
     intake = ImageIntake(storage, limits, metrics, clock)
@@ -59,6 +66,7 @@ def wire(
             Callbacks(notifier=notifier, sender=callbacks),
             metrics,
             clock,
+            is_transient,
         ),
         records=RecordService(storage),
     )

@@ -215,7 +215,8 @@ class SqliteLabelTable:
     def _finish(self, image_id: str, changes: Item) -> bool:
         with self._db.transaction() as connection:
             old = _current_item(connection, image_id)
-            if old is None or old["Status"] != Status.NOT_CLASSIFIED.value:
+            # .get: failing a record another tool wrote unreadable must still work.
+            if old is None or old.get("Status") != Status.NOT_CLASSIFIED.value:
                 return False
             _write(connection, image_id, old, {**old, **changes})
             for label in changes.get("Labels", []):
