@@ -13,7 +13,7 @@ from chalicelib.bootstrap import components, use_cases
 from chalicelib.domain.record_json import record_body
 from chalicelib.events.callbacks import CALLBACK_QUEUE, callback_image_ids
 from chalicelib.events.stream import image_ids_to_label
-from chalicelib.events.uploads import UPLOAD_QUEUE, uploaded_image_ids
+from chalicelib.events.uploads import UPLOAD_QUEUE, uploaded_objects
 from chalicelib.http import page, requests, responses
 from chalicelib.local import uploads as local_uploads
 from chalicelib.local import workers as local_workers
@@ -118,14 +118,13 @@ def start_upload() -> Response:
     return responses.upload_ticket_response(ticket, request.headers)
 
 
-@app.route("/uploads/{image_id}", methods=["PUT"], content_types=["*/*"])
+@app.route("/uploads/{image_id}", methods=["POST"], content_types=["*/*"])
 @responses.answers_errors_as_json
 def receive_local_upload(image_id: str) -> Response:
-    """Local mode only: where `upload_url` points (on AWS, a presigned S3 URL)."""
+    """Local mode only: where `upload_url` points (on AWS, a presigned S3 POST)."""
     request = current_request()
-    expires, signature = requests.upload_signature(request.query_params)
-    body = requests.raw_body(request)
-    submission = local_uploads.receive(image_id, body, expires, signature)
+    content_type = request.headers.get("content-type")
+    submission = local_uploads.receive(image_id, content_type, requests.raw_body(request))
     return responses.submission_response(submission)
 
 
@@ -151,8 +150,8 @@ def label_new_images(event: DynamoDBEvent) -> None:
 
 @app.on_sqs_message(queue=UPLOAD_QUEUE, batch_size=10)
 def register_uploads(event: SQSEvent) -> None:
-    for image_id in uploaded_image_ids(record.to_dict() for record in event):
-        use_cases().uploads.register_upload(image_id)
+    for upload in uploaded_objects(record.to_dict() for record in event):
+        use_cases().uploads.register_upload(upload.image_id, upload.size)
 
 
 # One message per call: a slow receiver delays only its own callback.

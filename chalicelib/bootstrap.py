@@ -77,7 +77,7 @@ def _storage(settings: Settings) -> tuple[ImageStore, LabelTable, SqliteDatabase
 
     if not settings.aws.bucket:
         raise ConfigError("IMAGELABELLER_BUCKET is required with the aws backend")
-    s3 = _aws_client("s3", settings)
+    s3 = _s3_client(settings)
     dynamodb = _aws_client("dynamodb", settings)
     table = DynamoDBLabelTable(dynamodb, settings.aws.table, settings.aws.label_index_table)
     return S3ImageStore(s3, settings.aws.bucket), table, None
@@ -131,6 +131,26 @@ def _aws_client(service: str, settings: Settings) -> Any:
     import boto3  # the Lambda runtime provides it; local mode installs it
 
     return boto3.client(service, region_name=settings.aws.region)
+
+
+def _s3_client(settings: Settings) -> Any:
+    """Signature V4, which buckets made since 2020 require (botocore would sign a presigned
+    POST with V2), on the bucket's regional host name on AWS (a new bucket's global name
+    may answer 307 for a while); an emulator's endpoint (AWS_ENDPOINT_URL) keeps paths."""
+    import boto3
+    from botocore.config import Config
+
+    def client(addressing_style: str) -> Any:
+        config = Config(
+            signature_version="s3v4",
+            s3={"addressing_style": addressing_style, "us_east_1_regional_endpoint": "regional"},
+        )
+        return boto3.client("s3", region_name=settings.aws.region, config=config)
+
+    default = client("auto")
+    if str(default.meta.endpoint_url).endswith(".amazonaws.com"):
+        return client("virtual")
+    return default
 
 
 _lock = threading.Lock()

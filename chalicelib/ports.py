@@ -35,13 +35,21 @@ class ImageStore(Protocol):
         """The stored bytes; raises StoredImageMissing if there are none."""
         ...
 
+    def size(self, image_id: str) -> int:
+        """How many bytes are stored, without reading them; raises StoredImageMissing if
+        there are none."""
+        ...
+
     def delete(self, image_id: str) -> None:
         """Remove the image; removing a missing one is not an error."""
         ...
 
-    def upload_target(self, key: str, content_type: str, expires_in: int) -> UploadTarget:
-        """Where a client may PUT the bytes of `key` itself, until `expires_in` seconds pass
-        (a presigned S3 URL | a signed URL of the local API)."""
+    def upload_target(
+        self, key: str, content_type: str, max_bytes: int, expires_in: int
+    ) -> UploadTarget:
+        """Where a client may upload the bytes of `key` itself, with a form POST, until
+        `expires_in` seconds pass: a presigned S3 POST whose policy fixes the key and the
+        Content-Type and refuses bodies over `max_bytes` | a signed URL of the local API."""
         ...
 
 

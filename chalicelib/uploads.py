@@ -1,6 +1,7 @@
-"""Direct uploads: an upload URL for a large image (past API Gateway's request limit),
-and the bytes PUT to it registered under the ticket's id, as S3's notification (or local
-mode's PUT) reports them. A URL used again keeps the first image."""
+"""Direct uploads: an upload form for a large image (past API Gateway's request limit),
+and the bytes POSTed with it registered under the ticket's id, as S3's notification (or
+local mode's form POST) reports them. A form used again keeps the first image. Bytes over
+the size limit are refused by S3 itself, and checked again, by size, before any read."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
+from chalicelib.config import Limits
 from chalicelib.domain import imaging
 from chalicelib.domain.decisions import is_same_upload, sha256_hex
 from chalicelib.domain.errors import (
@@ -15,6 +17,7 @@ from chalicelib.domain.errors import (
     DuplicateImageId,
     ImageIdTaken,
     ImageLabellerError,
+    ImageTooLarge,
     InvalidRequest,
     StorageFull,
     StoredImageMissing,
@@ -37,6 +40,9 @@ log = logging.getLogger(__name__)
 UPLOAD_SECONDS = 900
 # Tries of a registration that meets another registration of the same upload.
 REGISTER_ATTEMPTS = 3
+# The digest recorded for uploaded bytes refused unread (too large to read): no SHA-256
+# is ever this, so no other bytes are ever taken for them.
+UNREAD_DIGEST = "unread"
 
 
 class UploadConflict(Conflict):
@@ -52,33 +58,47 @@ class UploadService:
         self,
         storage: Storage,
         intake: ImageIntake,
+        limits: Limits,
         clock: Callable[[], datetime] = utc_now,
         new_id: Callable[[], str] = new_image_id,
     ) -> None:
         self._store = storage.store
         self._table = storage.table
         self._intake = intake
+        self._max_bytes = limits.max_image_bytes
         self._clock = clock
         self._new_id = new_id
 
     def start_upload(self, content_type: str | None) -> UploadTicket:
-        """A place to PUT a large image directly (past API Gateway's request limit). Once
-        the bytes arrive there, register_upload makes the image under this id."""
+        """A form to POST a large image with directly (past API Gateway's request limit),
+        which refuses bodies over the image size limit. Once the bytes arrive there,
+        register_upload makes the image under this id."""
         media = content_type if content_type is not None else "application/octet-stream"
         if not imaging.is_image_media_type(media):
             raise InvalidRequest("`content_type` must be image/* or application/octet-stream")
         image_id = self._new_id()
-        target = self._store.upload_target(upload_key(image_id), media, UPLOAD_SECONDS)
+        target = self._store.upload_target(
+            upload_key(image_id), media, self._max_bytes, UPLOAD_SECONDS
+        )
         expires_at = self._clock() + timedelta(seconds=UPLOAD_SECONDS)
         return UploadTicket(image_id=image_id, target=target, expires_at=expires_at)
 
-    def register_upload(self, image_id: str) -> ImageRecord | None:
-        """The bytes a client PUT to its upload URL (`uploads/<id>`, as S3 reports them),
+    def register_upload(self, image_id: str, size: int | None = None) -> ImageRecord | None:
+        """The bytes a client uploaded with its form (`uploads/<id>`, as S3 reports them),
         registered by `receive_upload`; then the uploaded object is removed. A replayed or
         late notification changes nothing; bytes that differ from the id's record are
-        dropped. None if nothing was uploaded under the id."""
+        dropped. None if nothing was uploaded under the id.
+
+        `size` is the object's size as the notification gives it; without one the store
+        is asked. An object over the size limit is never read: it is removed, and the id's
+        record (if it has none yet) is FAILED, `image_too_large`."""
+        key = upload_key(image_id)
         try:
-            data = self._store.get(upload_key(image_id))
+            if size is None:
+                size = self._store.size(key)
+            if size > self._max_bytes:
+                return self._refuse_unread(image_id, size)
+            data = self._store.get(key)
         except StoredImageMissing:
             return self._table.get(image_id)
         record: ImageRecord | None
@@ -115,7 +135,7 @@ class UploadService:
             except StorageFull:
                 raise
             except ImageLabellerError as error:
-                record = self._refused_upload(image_id, data, error)
+                record = self._refused_upload(image_id, error, len(data), digest)
                 try:
                     self._table.insert(record, unique_bytes=False)
                 except DuplicateImageId:
@@ -132,12 +152,38 @@ class UploadService:
             return Submission(record, created=True)
         raise Conflict("the upload changed while it was being registered; try again")
 
-    def _refused_upload(self, image_id: str, data: bytes, error: ImageLabellerError) -> ImageRecord:
+    def _refuse_unread(self, image_id: str, size: int) -> ImageRecord | None:
+        """An uploaded object too large to read: removed, and recorded as refused unless
+        the id has a record already (an earlier upload with this form keeps it)."""
+        error = ImageTooLarge(f"the image is {size} bytes; the limit is {self._max_bytes}")
+        record = self._table.get(image_id)
+        if record is None:
+            refused = self._refused_upload(image_id, error, size, UNREAD_DIGEST)
+            try:
+                self._table.insert(refused, unique_bytes=False)
+                record = refused
+            except DuplicateImageId:
+                record = self._table.get(image_id)
+        log.warning(
+            "upload refused unread",
+            extra={
+                "image_id": image_id,
+                "size_bytes": size,
+                "error": error.code,
+                "status": None if record is None else record.status.value,
+            },
+        )
+        self._store.delete(upload_key(image_id))
+        return record
+
+    def _refused_upload(
+        self, image_id: str, error: ImageLabellerError, size: int, digest: str
+    ) -> ImageRecord:
         now = self._clock()
         return ImageRecord(
             image_id=image_id,
             status=Status.FAILED,
-            image=ImageInfo(REFUSED_FORMAT, 0, 0, len(data), sha256_hex(data)),
+            image=ImageInfo(REFUSED_FORMAT, 0, 0, size, digest),
             submitted_at=now,
             error=f"the upload was refused ({error.code}): {error.message}",
             labelled_at=now,

@@ -58,7 +58,7 @@ def wire(
     intake = ImageIntake(storage, limits, metrics, clock)
     return UseCases(
         submission=SubmissionService(storage, intake, fetcher, new_id),
-        uploads=UploadService(storage, intake, clock, new_id),
+        uploads=UploadService(storage, intake, limits, clock, new_id),
         labelling=LabellingService(
             storage,
             labeller,

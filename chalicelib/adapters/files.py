@@ -1,7 +1,8 @@
 """ImageStore on a local folder: one file per key, written atomically.
 
-Direct uploads get a URL of the local API signed like a presigned S3 URL: the path, an
-expiry time and an HMAC-SHA256 over both, with a secret kept in the folder.
+Direct uploads get a form to POST to the local API, signed like S3's presigned POST: the
+form's fields hold the key, the Content-Type, an expiry time and an HMAC-SHA256 over the
+three, with a secret kept in the folder.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import urlencode
 
 from chalicelib.domain.errors import StorageFull, StoredImageMissing
 from chalicelib.domain.models import UploadTarget
@@ -68,24 +68,33 @@ class FolderImageStore:
         finally:
             temporary.unlink(missing_ok=True)
 
-    def upload_target(self, key: str, content_type: str, expires_in: int) -> UploadTarget:
+    def upload_target(
+        self, key: str, content_type: str, max_bytes: int, expires_in: int
+    ) -> UploadTarget:
+        """A form for the local API's upload route, which enforces `max_bytes` itself
+        (the image size limit of its settings)."""
         self._path(key)  # refuses keys that are not ours
         expires = int(time.time()) + expires_in
-        query = urlencode({"expires": expires, "signature": self._signature(key, expires)})
         return UploadTarget(
-            url=f"{UPLOAD_PATH}{key.removeprefix('uploads/')}?{query}",
-            headers={"Content-Type": content_type},
+            url=f"{UPLOAD_PATH}{key.removeprefix('uploads/')}",
+            fields={
+                "key": key,
+                "Content-Type": content_type,
+                "expires": str(expires),
+                "signature": self._signature(key, content_type, expires),
+            },
         )
 
-    def upload_allowed(self, key: str, expires: str, signature: str) -> bool:
-        """Whether a PUT to an upload URL carries this store's valid, unexpired signature."""
+    def upload_allowed(self, key: str, content_type: str, expires: str, signature: str) -> bool:
+        """Whether an upload form carries this store's valid, unexpired signature of its
+        key and Content-Type."""
         if not (expires.isascii() and expires.isdigit()) or int(expires) < time.time():
             return False
-        expected = self._signature(key, int(expires)).encode()
+        expected = self._signature(key, content_type, int(expires)).encode()
         return hmac.compare_digest(expected, signature.encode("utf-8", "replace"))
 
-    def _signature(self, key: str, expires: int) -> str:
-        message = f"{key}\n{expires}".encode()
+    def _signature(self, key: str, content_type: str, expires: int) -> str:
+        message = f"{key}\n{content_type}\n{expires}".encode()
         return hmac.new(self._secret(), message, hashlib.sha256).hexdigest()
 
     def _secret(self) -> bytes:
@@ -102,6 +111,12 @@ class FolderImageStore:
     def get(self, image_id: str) -> bytes:
         try:
             return self._path(image_id).read_bytes()
+        except FileNotFoundError:
+            raise StoredImageMissing(f"no stored image {image_id}") from None
+
+    def size(self, image_id: str) -> int:
+        try:
+            return self._path(image_id).stat().st_size
         except FileNotFoundError:
             raise StoredImageMissing(f"no stored image {image_id}") from None
 

@@ -48,13 +48,34 @@ class S3ImageStore:
             raise
         return bytes(answer["Body"].read())
 
+    def size(self, image_id: str) -> int:
+        try:
+            answer = self._client.head_object(Bucket=self._bucket, Key=image_id)
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) in MISSING_CODES:
+                raise StoredImageMissing(f"no object {image_id} in {self._bucket}") from None
+            raise
+        return int(answer["ContentLength"])
+
     def delete(self, image_id: str) -> None:
         self._client.delete_object(Bucket=self._bucket, Key=image_id)
 
-    def upload_target(self, key: str, content_type: str, expires_in: int) -> UploadTarget:
-        url = self._client.generate_presigned_url(
-            "put_object",
-            Params={"Bucket": self._bucket, "Key": key, "ContentType": content_type},
+    def upload_target(
+        self, key: str, content_type: str, max_bytes: int, expires_in: int
+    ) -> UploadTarget:
+        """A presigned POST: S3 itself refuses a body over `max_bytes` (EntityTooLarge),
+        another key or another Content-Type, before anything is stored."""
+        post = self._client.generate_presigned_post(
+            Bucket=self._bucket,
+            Key=key,
+            Fields={"Content-Type": content_type},
+            Conditions=[
+                {"Content-Type": content_type},
+                ["content-length-range", 1, max_bytes],
+            ],
             ExpiresIn=expires_in,
         )
-        return UploadTarget(url=str(url), headers={"Content-Type": content_type})
+        return UploadTarget(
+            url=str(post["url"]),
+            fields={name: str(value) for name, value in post["fields"].items()},
+        )

@@ -87,10 +87,12 @@ class Delivery:
 
 @dataclass(frozen=True)
 class UploadTarget:
-    """A URL the client PUTs image bytes to, with the headers it must send."""
+    """Where a client uploads image bytes itself: an HTML form POST (multipart/form-data)
+    to `url` with `fields`, in order, followed by the bytes as the form's last field,
+    `file` (S3's presigned POST; local mode takes the same form)."""
 
     url: str
-    headers: dict[str, str]
+    fields: dict[str, str]
 
 
 @dataclass(frozen=True)

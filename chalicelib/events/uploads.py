@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
@@ -14,10 +15,19 @@ UPLOAD_PREFIX = "uploads/"
 UPLOAD_QUEUE = "imagelabeller-uploads"
 
 
-def uploaded_image_ids(sqs_records: Iterable[Mapping[str, Any]]) -> list[str]:
-    """Image ids of the objects created under uploads/, from SQS records whose bodies are
-    S3 notifications; S3's test events and anything else are ignored."""
-    ids = []
+@dataclass(frozen=True)
+class UploadedObject:
+    """An object created under uploads/: the image id it is for, and its size in bytes as
+    S3 reported it (None if the notification gave none)."""
+
+    image_id: str
+    size: int | None
+
+
+def uploaded_objects(sqs_records: Iterable[Mapping[str, Any]]) -> list[UploadedObject]:
+    """The objects created under uploads/, from SQS records whose bodies are S3
+    notifications; S3's test events and anything else are ignored."""
+    uploads = []
     for message in sqs_records:
         try:
             notification = json.loads(message.get("body") or "{}")
@@ -26,7 +36,20 @@ def uploaded_image_ids(sqs_records: Iterable[Mapping[str, Any]]) -> list[str]:
         for s3_record in notification.get("Records", []) if isinstance(notification, dict) else []:
             if not str(s3_record.get("eventName", "")).startswith("ObjectCreated"):
                 continue
-            key = unquote_plus(str(s3_record.get("s3", {}).get("object", {}).get("key", "")))
+            s3_object = s3_record.get("s3", {}).get("object", {})
+            key = unquote_plus(str(s3_object.get("key", "")))
             if key.startswith(UPLOAD_PREFIX) and len(key) > len(UPLOAD_PREFIX):
-                ids.append(key.removeprefix(UPLOAD_PREFIX))
-    return ids
+                uploads.append(UploadedObject(key.removeprefix(UPLOAD_PREFIX), _size(s3_object)))
+    return uploads
+
+
+def uploaded_image_ids(sqs_records: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The image ids of `uploaded_objects`."""
+    return [upload.image_id for upload in uploaded_objects(sqs_records)]
+
+
+def _size(s3_object: Mapping[str, Any]) -> int | None:
+    size = s3_object.get("size")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        return None
+    return size

@@ -156,11 +156,6 @@ def upload_content_type(raw_body: bytes) -> str | None:
     return value
 
 
-def upload_signature(query: Mapping[str, Any] | None) -> tuple[str, str]:
-    query = query or {}
-    return str(query.get("expires", "")), str(query.get("signature", ""))
-
-
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
 

@@ -136,8 +136,8 @@ def upload_ticket_response(ticket: UploadTicket, headers: Any) -> Response:
     body = {
         "image_id": ticket.image_id,
         "upload_url": url,
-        "method": "PUT",
-        "headers": ticket.target.headers,
+        "method": "POST",
+        "fields": ticket.target.fields,
         "expires_at": ticket.expires_at.isoformat(),
     }
     return Response(body=body, status_code=201, headers={"Location": f"/images/{ticket.image_id}"})

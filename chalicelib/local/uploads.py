@@ -1,22 +1,31 @@
-"""Local mode's stand-in for a presigned S3 PUT: the upload URL `POST /uploads` answers
-points at this API, signed with a secret of the data folder. The PUT registers the bytes
-at once, as S3's notification does on AWS."""
+"""Local mode's stand-in for S3's presigned POST: the form `POST /uploads` answers points
+at this API, signed with a secret of the data folder. The form's POST registers the bytes
+at once, as S3's notification does on AWS, and is refused (413) when they are over the
+image size limit, as S3 refuses them, before anything is stored."""
 
 from __future__ import annotations
 
 from chalicelib.bootstrap import components
 from chalicelib.domain.errors import ImageNotFound, UploadNotAllowed
+from chalicelib.http.upload_form import upload_form
 from chalicelib.submission import Submission
 from chalicelib.uploads import upload_key
 
 
-def receive(image_id: str, body: bytes, expires: str, signature: str) -> Submission:
-    """The same URL used again answers the first record, or UploadConflict (409) for other
-    bytes. Refuses a URL that is forged, for another image, or expired."""
+def receive(image_id: str, content_type: str | None, body: bytes) -> Submission:
+    """The same form used again answers the first record, or UploadConflict (409) for
+    other bytes. Refuses a form that is forged, for another image or another Content-Type,
+    or expired (403), and a file over the size limit (413)."""
     built = components()
     store = built.local_upload_store
     if store is None:
         raise ImageNotFound("uploads go to the URL that POST /uploads answered")
-    if not store.upload_allowed(upload_key(image_id), expires, signature):
-        raise UploadNotAllowed("the upload URL is not valid or has expired")
-    return built.use_cases.uploads.receive_upload(image_id, body)
+    form = upload_form(content_type, body, built.settings.limits.max_image_bytes)
+    key = upload_key(image_id)
+    fields = form.fields
+    signed = store.upload_allowed(
+        key, fields.get("content-type", ""), fields.get("expires", ""), fields.get("signature", "")
+    )
+    if fields.get("key") != key or not signed:
+        raise UploadNotAllowed("the upload form is not valid or has expired")
+    return built.use_cases.uploads.receive_upload(image_id, form.file)

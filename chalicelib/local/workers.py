@@ -29,8 +29,9 @@ def start_under_chalice_local(
     start both workers, once per process (app.py may be imported more than once)."""
     if not config.running_under_chalice_local():
         return
-    dev_server.tune()
-    if config.Settings.from_environ().local_stream:
+    settings = config.Settings.from_environ()
+    dev_server.tune(settings.limits.max_image_bytes)
+    if settings.local_stream:
         start_once("stream", lambda: local_stream_poller(label_handler, stream_arn))
     start_once("callbacks", lambda: local_callback_poller(callback_handler))
 

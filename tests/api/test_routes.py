@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import urllib3
 from chalice.test import Client
 
 from app import app
@@ -426,20 +427,32 @@ def start_upload(client: Client, payload: Any = None) -> Any:
     return client.http.post("/uploads", headers=JSON, body=raw)
 
 
-def put_upload(client: Client, upload_url: str, data: bytes, content_type: str) -> Any:
+def post_upload(
+    client: Client,
+    upload_url: str,
+    fields: dict[str, str],
+    data: bytes,
+    content_type: str = "image/png",
+) -> Any:
+    """The form POST an upload ticket asks for: its fields, then the image as `file`."""
     path = upload_url.split("://", 1)[1].split("/", 1)[1]
-    return client.http.put(f"/{path}", headers={"Content-Type": content_type}, body=data)
+    form: list[tuple[str, str | tuple[str, bytes, str]]] = [*fields.items()]
+    form.append(("file", ("image", data, content_type)))
+    encoded, form_type = urllib3.encode_multipart_formdata(form)
+    return client.http.post(f"/{path}", headers={"Content-Type": form_type}, body=encoded)
 
 
 def test_direct_upload_registers_and_labels_the_image(labelling_client: Client) -> None:
     ticket = start_upload(labelling_client, {"content_type": "image/jpeg"})
     assert ticket.status_code == 201
     answer = body(ticket)
-    assert answer["method"] == "PUT"
-    assert answer["headers"] == {"Content-Type": "image/jpeg"}
-    assert f"/uploads/{answer['image_id']}?expires=" in answer["upload_url"]
+    assert answer["method"] == "POST"
+    assert answer["upload_url"].endswith(f"/uploads/{answer['image_id']}")
+    fields = answer["fields"]
+    assert fields["key"] == f"uploads/{answer['image_id']}"
+    assert fields["Content-Type"] == "image/jpeg"
     assert_error(labelling_client.http.get(f"/images/{answer['image_id']}"), 404, "not_found")
-    stored = put_upload(labelling_client, answer["upload_url"], photo_jpeg("coffee"), "image/jpeg")
+    stored = post_upload(labelling_client, answer["upload_url"], fields, photo_jpeg("coffee"))
     assert stored.status_code == 202
     assert body(stored)["image_id"] == answer["image_id"]
     deliver_stream(labelling_client)
@@ -450,26 +463,70 @@ def test_direct_upload_registers_and_labels_the_image(labelling_client: Client) 
 
 def test_uploaded_bytes_that_are_no_image_end_failed_with_the_reason(client: Client) -> None:
     answer = body(start_upload(client))
-    stored = put_upload(client, answer["upload_url"], b"not an image", "image/png")
+    stored = post_upload(client, answer["upload_url"], answer["fields"], b"not an image")
     record = body(stored)
     assert (record["status"], record["image_id"]) == ("FAILED", answer["image_id"])
     assert "not_an_image" in record["error"]
 
 
-def test_upload_urls_cannot_be_forged_or_reused_for_another_image(client: Client) -> None:
+def test_upload_forms_cannot_be_forged_or_reused_for_another_image(client: Client) -> None:
+    answer = body(start_upload(client, {"content_type": "image/png"}))
+    url, fields = answer["upload_url"], answer["fields"]
+    other_id = "00000000-0000-4000-8000-000000000000"
+    refused = [
+        (url, {**fields, "signature": "0" + fields["signature"]}),
+        (url.replace(answer["image_id"], other_id), fields),
+        (url, {**fields, "key": f"uploads/{other_id}"}),
+        (url, {**fields, "Content-Type": "image/jpeg"}),
+        (url, {**fields, "expires": "1"}),
+        (url, {name: value for name, value in fields.items() if name != "signature"}),
+    ]
+    for target, form in refused:
+        answer_to = post_upload(client, target, form, photo_png("coffee"))
+        assert_error(answer_to, 403, "upload_not_allowed")
+    assert_error(client.http.get(f"/images/{answer['image_id']}"), 404, "not_found")
+
+
+def test_an_upload_form_over_the_size_limit_is_refused_with_413_and_nothing_stored(
+    client: Client,
+) -> None:
+    limit = 10 * 1024 * 1024  # the local stage's IMAGELABELLER_MAX_IMAGE_BYTES
+    answer = body(start_upload(client, {"content_type": "image/png"}))
+    image = photo_png("coffee")
+    over = image + b"\0" * (limit + 1 - len(image))  # an image, with trailing bytes
+    for data in (over, over + b"\0" * 100_000):  # the file over; the whole form over too
+        refused = post_upload(client, answer["upload_url"], answer["fields"], data)
+        assert_error(refused, 413, "image_too_large")
+    assert_error(client.http.get(f"/images/{answer['image_id']}"), 404, "not_found")
+    images = components().settings.data_dir / "images"
+    assert [path.name for path in images.rglob("*") if path.is_file()] == [".upload-secret"]
+    stored = post_upload(client, answer["upload_url"], answer["fields"], image)
+    assert stored.status_code == 202  # the same form still takes an image within the limit
+
+
+@pytest.mark.parametrize(
+    ("content_type", "payload"),
+    [
+        ("image/png", None),  # the bytes sent as they are: the retired PUT's way
+        ("multipart/form-data; boundary=x", b"--x\r\nno headers here--x--\r\n"),
+        ("multipart/form-data; boundary=x", b"--x--\r\n"),  # no file field
+    ],
+)
+def test_an_upload_that_is_not_the_form_is_a_bad_request(
+    client: Client, content_type: str, payload: bytes | None
+) -> None:
     answer = body(start_upload(client))
-    forged = answer["upload_url"].replace("signature=", "signature=0")
-    assert_error(
-        put_upload(client, forged, photo_png("coffee"), "image/png"), 403, "upload_not_allowed"
-    )
-    other = answer["upload_url"].replace(answer["image_id"], "00000000-0000-4000-8000-000000000000")
-    assert_error(
-        put_upload(client, other, photo_png("coffee"), "image/png"), 403, "upload_not_allowed"
-    )
-    expired = answer["upload_url"].split("?")[0] + "?expires=1&signature=abc"
-    assert_error(
-        put_upload(client, expired, photo_png("coffee"), "image/png"), 403, "upload_not_allowed"
-    )
+    path = "/" + answer["upload_url"].split("://", 1)[1].split("/", 1)[1]
+    sent = photo_png("coffee") if payload is None else payload
+    refused = client.http.post(path, headers={"Content-Type": content_type}, body=sent)
+    assert_error(refused, 400, "invalid_request")
+
+
+def test_the_retired_put_to_an_upload_url_is_not_allowed(client: Client) -> None:
+    answer = body(start_upload(client))
+    path = "/" + answer["upload_url"].split("://", 1)[1].split("/", 1)[1]
+    put = client.http.put(path, headers={"Content-Type": "image/png"}, body=photo_png("coffee"))
+    assert_error(put, 405, "method_not_allowed")
 
 
 @pytest.mark.parametrize("payload", [{"content_type": "text/html"}, {"content_type": 5}, [1]])

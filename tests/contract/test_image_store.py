@@ -32,6 +32,19 @@ def test_deleted_image_is_gone_and_deleting_twice_is_fine(image_store: ImageStor
         image_store.get(image_id)
 
 
+def test_size_tells_the_stored_byte_count_and_missing_images_raise(
+    image_store: ImageStore,
+) -> None:
+    image_id = str(uuid.uuid4())
+    image_store.put(f"uploads/{image_id}", b"x" * 12_345, "image/jpeg")
+    assert image_store.size(f"uploads/{image_id}") == 12_345
+    with pytest.raises(StoredImageMissing):
+        image_store.size(image_id)
+    image_store.delete(f"uploads/{image_id}")
+    with pytest.raises(StoredImageMissing):
+        image_store.size(f"uploads/{image_id}")
+
+
 def test_images_are_kept_apart_by_id(image_store: ImageStore) -> None:
     first, second = str(uuid.uuid4()), str(uuid.uuid4())
     image_store.put(first, b"first", "image/jpeg")

@@ -149,10 +149,21 @@ def test_relabelling_an_image_not_yet_labelled_is_a_documented_conflict(
     assert conforms("GET /get-image-label", legacy, 200) == {"ImageLabel": "NOT_CLASSIFIED"}
 
 
+def post_form(ticket: dict[str, Any], data: bytes, fields: dict[str, str] | None = None) -> Any:
+    """The form an upload ticket asks for: its fields, then the image as `file`."""
+    return requests.request(
+        ticket["method"],
+        ticket["upload_url"],
+        data=ticket["fields"] if fields is None else fields,
+        files={"file": ("image", data, "application/octet-stream")},
+        timeout=TIMEOUT,
+    )
+
+
 def test_an_upload_through_an_upload_url_matches_the_document(
     labelling_server: ChaliceLocal,
 ) -> None:
-    require("POST /uploads", "PUT /uploads/{image_id}")
+    require("POST /uploads", "POST /uploads/{image_id}")
     base = labelling_server.base_url
     started = requests.post(f"{base}/uploads", json={"content_type": "image/png"}, timeout=TIMEOUT)
     ticket = conforms("POST /uploads", started, 201)
@@ -160,34 +171,35 @@ def test_an_upload_through_an_upload_url_matches_the_document(
     before = requests.get(f"{base}/images/{image_id}", timeout=TIMEOUT)
     conforms("GET /images/{image_id}", before, 404, image_id=image_id)
 
-    put = requests.request(
-        ticket["method"],
-        ticket["upload_url"],
-        data=photo_png("chelsea"),
-        headers=ticket["headers"],
-        timeout=TIMEOUT,
-    )
-    record = conforms("PUT /uploads/{image_id}", put, 202, image_id=image_id)
+    posted = post_form(ticket, photo_png("chelsea"))
+    record = conforms("POST /uploads/{image_id}", posted, 202, image_id=image_id)
     assert record["image_id"] == image_id
     finished = conforms("GET /images/{image_id}", labelled(base, image_id), 200, image_id=image_id)
     assert finished["labels"][0]["name"] in EXPECTED_TOP_LABELS["chelsea"]
 
-    unsigned = requests.put(
-        ticket["upload_url"].split("?")[0], data=photo_png("chelsea"), timeout=TIMEOUT
-    )
-    conforms("PUT /uploads/{image_id}", unsigned, 403, image_id=image_id)
+    unsigned = {name: value for name, value in ticket["fields"].items() if name != "signature"}
+    forged = post_form(ticket, photo_png("chelsea"), unsigned)
+    conforms("POST /uploads/{image_id}", forged, 403, image_id=image_id)
+
+
+def test_an_upload_over_the_size_limit_is_a_documented_413(idle_server: ChaliceLocal) -> None:
+    require("POST /uploads", "POST /uploads/{image_id}")
+    base = idle_server.base_url
+    ticket = conforms("POST /uploads", requests.post(f"{base}/uploads", timeout=TIMEOUT), 201)
+    oversized = post_form(ticket, b"\0" * (10 * 1024 * 1024 + 1))
+    conforms("POST /uploads/{image_id}", oversized, 413, image_id=ticket["image_id"])
+    missing = requests.get(f"{base}/images/{ticket['image_id']}", timeout=TIMEOUT)
+    conforms("GET /images/{image_id}", missing, 404, image_id=ticket["image_id"])
 
 
 def test_an_upload_that_is_not_an_image_is_a_documented_failed_record(
     idle_server: ChaliceLocal,
 ) -> None:
-    require("POST /uploads", "PUT /uploads/{image_id}")
+    require("POST /uploads", "POST /uploads/{image_id}")
     base = idle_server.base_url
     ticket = conforms("POST /uploads", requests.post(f"{base}/uploads", timeout=TIMEOUT), 201)
-    put = requests.put(
-        ticket["upload_url"], data=b"not an image", headers=ticket["headers"], timeout=TIMEOUT
-    )
-    record = conforms("PUT /uploads/{image_id}", put, 202, image_id=ticket["image_id"])
+    posted = post_form(ticket, b"not an image")
+    record = conforms("POST /uploads/{image_id}", posted, 202, image_id=ticket["image_id"])
     assert record["status"] == "FAILED"
     assert record["error"]
 
