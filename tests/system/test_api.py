@@ -76,6 +76,43 @@ def test_photos_submitted_by_url_and_upload_become_correctly_classified(target: 
     assert len(label.split(", ")) == 5
 
 
+def test_a_photo_uploaded_with_an_upload_form_becomes_correctly_classified(
+    target: Target,
+) -> None:
+    """The direct upload path: POST /uploads, then the form to `upload_url` (S3's
+    presigned POST on AWS, the API itself in local mode), then the record."""
+    image_id = target.api.upload_directly(photo_jpeg("coffee"), "image/jpeg")
+    finished = target.api.wait_until_uploaded_and_finished(image_id)
+    assert finished["status"] == "CLASSIFIED", finished
+    assert finished["labels"][0]["name"] in EXPECTED_TOP_LABELS["coffee"]
+
+
+def test_an_upload_over_the_size_limit_is_refused_and_stores_nothing(target: Target) -> None:
+    """One byte over the limit: S3 refuses the form itself (400 EntityTooLarge, from the
+    policy's content-length-range) and local mode answers 413; either way no record ever
+    appears. An S3 that does not check the policy (an emulator) stores it, and then the
+    upload function refuses it by its size, unread: FAILED, image_too_large."""
+    api = target.api
+    limit = int(os.environ.get("IMAGELABELLER_MAX_IMAGE_BYTES", str(10 * 1024 * 1024)))
+    photo = photo_jpeg("coffee")
+    ticket = api.start_direct_upload("image/jpeg")
+    answer = api.post_upload_form(ticket, photo + b"\0" * (limit + 1 - len(photo)))
+    image_id = ticket["image_id"]
+    if answer.status_code == 413:
+        assert answer.json()["error"]["code"] == "image_too_large"
+    elif answer.status_code == 400:
+        assert "EntityTooLarge" in answer.text, answer.text
+    else:
+        assert 200 <= answer.status_code < 300, answer.text
+        finished = api.wait_until_uploaded_and_finished(image_id)
+        assert finished["status"] == "FAILED" and "image_too_large" in finished["error"]
+        return
+    if not os.environ.get("IMAGELABELLER_BASE_URL"):
+        assert answer.status_code == 413  # local mode checks the size itself
+    missing = requests.get(f"{api.base_url}/images/{image_id}", timeout=30)
+    assert missing.status_code == 404, missing.text
+
+
 def test_bad_input_gets_4xx_json_and_the_service_keeps_serving(target: Target) -> None:
     base = target.api.base_url
     json_type = {"Content-Type": "application/json"}

@@ -27,7 +27,7 @@ from tests.support import (
 from tests.system.chalice_local import ChaliceLocal
 from tests.system.client import ApiClient
 
-PUTS_AT_ONCE = 20
+POSTS_AT_ONCE = 20
 ROUNDS = 20
 
 
@@ -84,15 +84,24 @@ def test_a_stuck_callback_receiver_delays_only_its_own_callbacks(server: Chalice
             assert "too long" in record["webhook"]["last_error"]
 
 
-def put_at_once(upload: dict[str, Any], bodies: list[bytes]) -> list[requests.Response]:
+def post_form(upload: dict[str, Any], data: bytes) -> requests.Response:
+    return requests.post(
+        upload["upload_url"],
+        data=upload["fields"],
+        files={"file": ("image.jpg", data, "image/jpeg")},
+        timeout=60,
+    )
+
+
+def post_at_once(upload: dict[str, Any], bodies: list[bytes]) -> list[requests.Response]:
     start = Barrier(len(bodies))
 
-    def put(data: bytes) -> requests.Response:
+    def post(data: bytes) -> requests.Response:
         start.wait()
-        return requests.put(upload["upload_url"], data=data, headers=upload["headers"], timeout=60)
+        return post_form(upload, data)
 
     with ThreadPoolExecutor(max_workers=len(bodies)) as pool:
-        return list(pool.map(put, bodies))
+        return list(pool.map(post, bodies))
 
 
 def new_upload(base_url: str) -> dict[str, Any]:
@@ -102,37 +111,35 @@ def new_upload(base_url: str) -> dict[str, Any]:
     return answer
 
 
-def test_twenty_puts_to_one_upload_url_at_once_keep_the_image(server: ChaliceLocal) -> None:
+def test_twenty_posts_of_one_upload_form_at_once_keep_the_image(server: ChaliceLocal) -> None:
     api = ApiClient(server.base_url)
     tally: dict[int, int] = {}
     image_ids = []
     for round_number in range(ROUNDS):
         upload = new_upload(server.base_url)
         data = jpeg_variant(photo_jpeg("chelsea"), 1000 + round_number)
-        answers = put_at_once(upload, [data] * PUTS_AT_ONCE)
+        answers = post_at_once(upload, [data] * POSTS_AT_ONCE)
         statuses = sorted(answer.status_code for answer in answers)
         for status in statuses:
             tally[status] = tally.get(status, 0) + 1
-        assert statuses == [200] * (PUTS_AT_ONCE - 1) + [202], [a.text for a in answers]
+        assert statuses == [200] * (POSTS_AT_ONCE - 1) + [202], [a.text for a in answers]
         assert {answer.json()["image_id"] for answer in answers} == {upload["image_id"]}
         image_ids.append(upload["image_id"])
     finished = [api.wait_until_finished(image_id)["status"] for image_id in image_ids]
     outcome = f"answers {tally}; records {Counter(finished)}"
-    print(f"\n{ROUNDS} rounds of {PUTS_AT_ONCE} PUTs at once: {outcome}")
+    print(f"\n{ROUNDS} rounds of {POSTS_AT_ONCE} POSTs at once: {outcome}")
     assert finished == ["CLASSIFIED"] * ROUNDS
 
 
-def test_puts_of_other_bytes_to_a_used_upload_url_get_409(server: ChaliceLocal) -> None:
+def test_posts_of_other_bytes_with_a_used_upload_form_get_409(server: ChaliceLocal) -> None:
     upload = new_upload(server.base_url)
-    bodies = [jpeg_variant(photo_jpeg("coffee"), 2000 + n) for n in range(PUTS_AT_ONCE)]
-    answers = put_at_once(upload, bodies)
+    bodies = [jpeg_variant(photo_jpeg("coffee"), 2000 + n) for n in range(POSTS_AT_ONCE)]
+    answers = post_at_once(upload, bodies)
     statuses = sorted(answer.status_code for answer in answers)
-    assert statuses == [202] + [409] * (PUTS_AT_ONCE - 1), [a.text for a in answers]
+    assert statuses == [202] + [409] * (POSTS_AT_ONCE - 1), [a.text for a in answers]
     assert all(a.json()["error"]["code"] == "conflict" for a in answers if a.status_code == 409)
     winner = next(a for a in answers if a.status_code == 202).json()
-    later = requests.put(
-        upload["upload_url"], data=bodies[-1] + b"", headers=upload["headers"], timeout=30
-    )
+    later = post_form(upload, bodies[-1])
     assert later.status_code in (200, 409)
     finished = ApiClient(server.base_url).wait_until_finished(upload["image_id"])
     assert finished["status"] == "CLASSIFIED"
