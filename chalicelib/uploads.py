@@ -40,9 +40,10 @@ log = logging.getLogger(__name__)
 UPLOAD_SECONDS = 900
 # Tries of a registration that meets another registration of the same upload.
 REGISTER_ATTEMPTS = 3
-# The digest recorded for uploaded bytes refused unread (too large to read): no SHA-256
-# is ever this, so no other bytes are ever taken for them.
-UNREAD_DIGEST = "unread"
+# The digest recorded for uploaded bytes refused unread (too large to read): the shape of
+# a SHA-256 (the API documents that shape), and one no real bytes will ever hash to, so no
+# other bytes are ever taken for them.
+UNREAD_DIGEST = "0" * 64
 
 
 class UploadConflict(Conflict):

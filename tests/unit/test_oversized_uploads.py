@@ -6,6 +6,7 @@ backends: SQLite + a folder, and DynamoDB + S3 (moto)."""
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -16,8 +17,10 @@ from chalicelib.adapters.s3 import S3ImageStore
 from chalicelib.config import Limits
 from chalicelib.domain.errors import StoredImageMissing
 from chalicelib.domain.models import Status
+from chalicelib.domain.record_json import record_body
 from chalicelib.events.callbacks import sqs_record
 from chalicelib.events.uploads import UploadedObject, uploaded_objects
+from chalicelib.http.page import OPENAPI_PATH
 from chalicelib.ports import ImageStore, LabelTable
 from chalicelib.uploads import upload_key
 from chalicelib.use_cases import UseCases, wire
@@ -148,3 +151,18 @@ def test_the_notification_gives_each_upload_its_size() -> None:
         UploadedObject("b", None),
         UploadedObject("c", None),
     ]
+
+
+def test_an_upload_refused_unread_answers_in_the_documented_record_shape(
+    backend: tuple[UseCases, ImageStore, list[str]],
+) -> None:
+    service, store, _ = backend
+    image_id, data = uploaded(store, LIMIT + 1)
+    service.uploads.register_upload(image_id, len(data))
+    image = record_body(service.records.get(image_id))["image"]
+    schemas = json.loads(OPENAPI_PATH.read_text())["components"]["schemas"]
+    image_schema = schemas["Record"]["properties"]["image"]
+    if "$ref" in image_schema:
+        image_schema = schemas[image_schema["$ref"].rsplit("/", 1)[1]]
+    assert re.fullmatch(image_schema["properties"]["sha256"]["pattern"], image["sha256"])
+    assert (image["format"], image["size_bytes"]) == ("unknown", LIMIT + 1)
