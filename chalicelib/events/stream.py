@@ -3,6 +3,7 @@ Pure functions over the documented record shape (local mode builds them: local/s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -10,6 +11,42 @@ StreamRecord = dict[str, Any]
 
 
 PENDING = {"S": "NOT_CLASSIFIED"}
+
+# The same rule as image_ids_to_label, as the stream mapping's FilterCriteria patterns
+# (EventBridge syntax): Lambda invokes the labelling function only for records matching
+# one of them, so the writes labelling itself makes (attempts, results, callbacks) never
+# invoke it. .chalice/merge-template.json carries exactly these (a test checks), and a
+# test evaluates both on a table of records. `anything-but` matches only a Status that is
+# there, so the third pattern takes an OldImage without a string Status.
+LABELLING_FILTER_PATTERNS: tuple[dict[str, Any], ...] = (
+    {"eventName": ["INSERT"], "dynamodb": {"Keys": {"Id": {"S": [{"exists": True}]}}}},
+    {
+        "eventName": ["MODIFY"],
+        "dynamodb": {
+            "Keys": {"Id": {"S": [{"exists": True}]}},
+            "NewImage": {"Status": {"S": ["NOT_CLASSIFIED"]}},
+            "OldImage": {"Status": {"S": [{"anything-but": ["NOT_CLASSIFIED"]}]}},
+        },
+    },
+    {
+        "eventName": ["MODIFY"],
+        "dynamodb": {
+            "Keys": {"Id": {"S": [{"exists": True}]}},
+            "NewImage": {"Status": {"S": ["NOT_CLASSIFIED"]}},
+            "OldImage": {"Status": {"S": [{"exists": False}]}},
+        },
+    },
+)
+
+
+def labelling_filter_criteria() -> dict[str, Any]:
+    """LABELLING_FILTER_PATTERNS as a mapping's FilterCriteria (patterns are JSON text)."""
+    return {
+        "Filters": [
+            {"Pattern": json.dumps(pattern, separators=(",", ":"))}
+            for pattern in LABELLING_FILTER_PATTERNS
+        ]
+    }
 
 
 def image_ids_to_label(records: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -71,6 +71,12 @@ EXPECTED_ALARMS = {
         (("QueueName", "imagelabeller-callbacks-failed"),),
         "Maximum",
     ),
+    (
+        "AWS/SQS",
+        "ApproximateNumberOfMessagesVisible",
+        (("QueueName", "imagelabeller-labelling-failed"),),
+        "Maximum",
+    ),
     ("AWS/DynamoDB", "ReadThrottleEvents", (("TableName", "ImageLabels"),), "Sum"),
     ("AWS/DynamoDB", "WriteThrottleEvents", (("TableName", "ImageLabels"),), "Sum"),
     ("AWS/ApiGateway", "5XXError", tuple(sorted(API.items())), "Sum"),

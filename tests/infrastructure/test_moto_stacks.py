@@ -138,6 +138,7 @@ def error_code(error: pytest.ExceptionInfo[ClientError]) -> str:
 
 def test_storage_stacks_export_the_agreed_names_with_the_real_values(storage: Storage) -> None:
     table = boto3.client("dynamodb", region_name=REGION).describe_table(TableName=TABLE)["Table"]
+    sqs = boto3.client("sqs", region_name=REGION)
     assert storage.exports == {
         "imagelabeller-s3-BucketName": BUCKET,
         "imagelabeller-s3-BucketArn": f"arn:aws:s3:::{BUCKET}",
@@ -152,6 +153,12 @@ def test_storage_stacks_export_the_agreed_names_with_the_real_values(storage: St
         "imagelabeller-dynamodb-LabelIndexTableArn": (
             f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/ImageLabelIndex"
         ),
+        "imagelabeller-dynamodb-LabellingFailedQueueArn": (
+            f"arn:aws:sqs:{REGION}:{ACCOUNT}:imagelabeller-labelling-failed"
+        ),
+        "imagelabeller-dynamodb-LabellingFailedQueueUrl": sqs.get_queue_url(
+            QueueName="imagelabeller-labelling-failed"
+        )["QueueUrl"],
     }
     assert table["LatestStreamArn"].startswith(
         f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{TABLE}/stream/"
@@ -170,6 +177,14 @@ def test_app_stack_finds_the_bucket_and_stream_the_storage_stacks_made(storage: 
     source = merge["LabelNewImages"]["Properties"]["Events"]
     stream = source["LabelNewImagesDynamodbEventSource"]["Properties"]["Stream"]
     assert stream["Fn::ImportValue"] in storage.exports
+    # The stream mapping's on-failure destination is the storage stack's failure queue.
+    failure = source["LabelNewImagesDynamodbEventSource"]["Properties"]["DestinationConfig"]
+    queue_arn = storage.exports[failure["OnFailure"]["Destination"]["Fn::ImportValue"]]
+    attributes = boto3.client("sqs", region_name=REGION).get_queue_attributes(
+        QueueUrl=storage.exports["imagelabeller-dynamodb-LabellingFailedQueueUrl"],
+        AttributeNames=["QueueArn", "MessageRetentionPeriod"],
+    )["Attributes"]
+    assert (attributes["QueueArn"], attributes["MessageRetentionPeriod"]) == (queue_arn, "1209600")
 
 
 def test_image_store_stores_reads_and_deletes_in_the_stacks_bucket(storage: Storage) -> None:

@@ -49,6 +49,8 @@ EXPECTED_EXPORTS = {
         "imagelabeller-dynamodb-StreamArn",
         "imagelabeller-dynamodb-LabelIndexTableName",
         "imagelabeller-dynamodb-LabelIndexTableArn",
+        "imagelabeller-dynamodb-LabellingFailedQueueArn",
+        "imagelabeller-dynamodb-LabellingFailedQueueUrl",
     },
     "sagemaker.yaml": {
         "imagelabeller-sagemaker-EndpointName",

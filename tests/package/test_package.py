@@ -31,6 +31,7 @@ from tests.package.support import (
     CFN_LINT,
     LAMBDA_GLIBC,
     LAMBDA_UNZIPPED_LIMIT,
+    MERGE_TEMPLATE,
     SAGEMAKER_ENDPOINT,
     STAGES,
     STREAM_EVENT,
@@ -178,6 +179,8 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         ("dynamodb:GetShardIterator", stream_arn(stage)),
         ("dynamodb:ListStreams", "*"),
         ("sqs:SendMessage", f"arn:aws:sqs:{region}:{account}:{CALLBACK_QUEUE}"),
+        # The stream mapping's on-failure destination: Lambda sends with this role.
+        ("sqs:SendMessage", f"arn:aws:sqs:{region}:{account}:imagelabeller-labelling-failed"),
         ("logs:CreateLogStream", logs("label_new_images")),
         ("logs:PutLogEvents", logs("label_new_images")),
     }
@@ -325,12 +328,19 @@ def test_label_new_images_reads_the_exported_table_stream_from_its_start(
     assert list(function["Events"]) == [STREAM_EVENT]
     event = function["Events"][STREAM_EVENT]
     assert event["Type"] == "DynamoDB"
+    # Chalice's own settings, merged with the failure handling of merge-template.json
+    # (tests/infrastructure/test_stream_mapping.py checks those values).
+    merged = read_json(MERGE_TEMPLATE)["Resources"][STREAM_FUNCTION]
+    failure_handling = merged["Properties"]["Events"][STREAM_EVENT]["Properties"]
     assert event["Properties"] == {
+        **failure_handling,
         "Stream": {"Fn::ImportValue": STREAM_EXPORT},
         "StartingPosition": "TRIM_HORIZON",
         "BatchSize": STREAM_BATCH_SIZE,
         "MaximumBatchingWindowInSeconds": 0,
     }
+    handled = {"FilterCriteria", "DestinationConfig", "MaximumRetryAttempts"}
+    assert handled <= set(event["Properties"])
     assert "Events" not in packaged.resource(API_FUNCTION)["Properties"]
 
 
