@@ -1,0 +1,3 @@
+from tools.redrive.cli import main
+
+raise SystemExit(main())
