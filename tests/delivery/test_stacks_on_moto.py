@@ -172,7 +172,10 @@ def fake_chalice_package(folder: Path) -> Path:
 def test_the_inline_artifacts_template_keeps_the_bucket_private_and_tls_only() -> None:
     bucket = ARTIFACTS_TEMPLATE["Resources"]["ArtifactsBucket"]
     properties = bucket["Properties"]
-    assert bucket["DeletionPolicy"] == bucket["UpdateReplacePolicy"] == "Retain"
+    assert (bucket["DeletionPolicy"], bucket["UpdateReplacePolicy"]) == (
+        "RetainExceptOnCreate",
+        "Retain",
+    )
     assert set(properties["PublicAccessBlockConfiguration"].values()) == {True}
     assert properties["OwnershipControls"] == {
         "Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]

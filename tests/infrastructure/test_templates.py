@@ -271,7 +271,12 @@ def test_bucket_tells_the_upload_queue_about_direct_uploads_only() -> None:
 )
 def test_user_data_outlives_its_stack(resource: Any) -> None:
     found = resource()
-    assert (found["DeletionPolicy"], found["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    # RetainExceptOnCreate: kept, except by the rollback of the create that made it (still
+    # empty then), so that a failed first deploy can simply be run again.
+    assert (found["DeletionPolicy"], found["UpdateReplacePolicy"]) == (
+        "RetainExceptOnCreate",
+        "Retain",
+    )
 
 
 # --- dynamodb.yaml ---------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tools.deploy import artifacts
+from tools.deploy import artifacts, calls
 from tools.deploy.cloudformation import DeployError, StackRequest, deploy_stack
 from tools.deploy.package_models import ModelNotPackaged, keep_only_model, model_entry
 from tools.deploy.settings import PROJECT_DIR, relative
@@ -43,6 +43,9 @@ class RunContext:
 
         self.say = say
         self._session = boto3.session.Session()
+        recorder = calls.recorder_from_environment()
+        if recorder is not None:  # IMAGELABELLER_DEPLOY_CALL_LOG: tools/deploy/calls.py
+            recorder.attach(self._session)
         self._clients: dict[tuple[str, str], Any] = {}
         self.stack_outputs: dict[str, dict[str, str]] = {}
         self.produced: dict[str, str] = {}
@@ -317,8 +320,8 @@ class RunSystemTests:
         if finished.returncode != 0:
             raise DeployError(
                 f"the system tests failed against {base_url} (pytest exited "
-                f"{finished.returncode}). The new functions are live; the alarms step did not "
-                "run. Fix forward, or re-deploy the last good commit (docs/DEPLOY.md, Roll back)"
+                f"{finished.returncode}). The new functions are live, and the alarms watch them. "
+                "Fix forward, or re-deploy the last good commit (docs/DEPLOY.md, Roll back)"
             )
 
 

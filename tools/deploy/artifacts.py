@@ -29,8 +29,9 @@ ARTIFACTS_TEMPLATE: dict[str, Any] = {
     "Resources": {
         "ArtifactsBucket": {
             "Type": "AWS::S3::Bucket",
-            # The app stack's current and previous templates point into this bucket.
-            "DeletionPolicy": "Retain",
+            # The app stack's current and previous templates point into this bucket. A first
+            # create that rolls back deletes it (still empty): the next try can create it.
+            "DeletionPolicy": "RetainExceptOnCreate",
             "UpdateReplacePolicy": "Retain",
             "Properties": {
                 "BucketName": {"Fn::Sub": BUCKET_NAME},

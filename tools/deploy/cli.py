@@ -41,7 +41,7 @@ def parse_arguments(argv: Sequence[str] | None) -> argparse.Namespace:
         prog="scripts/deploy",
         description=(
             "Deploy one stage end to end: the SageMaker endpoint (sagemaker stages), the "
-            "bucket, the table, the functions, the system tests, the alarms "
+            "bucket, the table, the functions, the alarms, the system tests "
             "(docs/DEPLOY.md)."
         ),
     )

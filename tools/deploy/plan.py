@@ -1,11 +1,14 @@
-"""The steps of a deploy, in the original's order:
+"""The steps of a deploy, in this order:
 
 1. sagemaker: the model endpoint stack (only for stages whose labeller is sagemaker);
 2. s3: the image bucket stack;
 3. dynamodb: the label table stack (its stream feeds the labelling function);
 4. functions: `chalice package`, the upload to the artifacts bucket, the app stack;
-5. system-tests: `pytest tests/system/test_api.py` against the deployed API;
-6. alarms: the alarms stack, which watches the app stack (and the endpoint).
+5. alarms: the alarms stack, which watches the app stack (and the endpoint);
+6. system-tests: `pytest tests/system/test_api.py` against the deployed API.
+
+The original ran the system tests before the alarms. The alarms come first here, so that
+functions whose system tests fail are watched all the same while they stay live.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from tools.deploy.settings import (
     relative,
 )
 
-STEP_ORDER = ("sagemaker", "s3", "dynamodb", "functions", "system-tests", "alarms")
+STEP_ORDER = ("sagemaker", "s3", "dynamodb", "functions", "alarms", "system-tests")
 # Steps that deploy one template of cloudformation/, named as their stack in stages.json.
 TEMPLATE_STEPS = ("sagemaker", "s3", "dynamodb", "alarms")
 OUT_DIR = PROJECT_DIR / "out"
@@ -57,8 +60,8 @@ def build_plan(stage: StageSettings, out_dir: Path = OUT_DIR) -> list[Step]:
         s3_step(stage),
         dynamodb_step(stage),
         functions_step(stage, out_dir / stage.name),
-        system_tests_step(stage),
         alarms_step(stage),
+        system_tests_step(stage),
     ]
     if stage.uses_sagemaker:
         steps.insert(0, sagemaker_step(stage))
