@@ -116,8 +116,10 @@ class UploadService:
         the ticket's id. Bytes we refuse make a FAILED record saying why (on AWS the client
         can no longer be answered with a 4xx).
 
-        The same URL used again (a client retrying a timed-out PUT, at once or later) gets
-        the first record if its bytes are the same, and UploadConflict if they differ."""
+        The same form used again (a client retrying a timed-out POST, at once or later)
+        gets the first record if its bytes are the same, and UploadConflict if they differ.
+        The size check is the caller's: `register_upload` never reads an object over the
+        limit, and local mode's form parser refuses one before it gets here."""
         digest = sha256_hex(data)
         for _ in range(REGISTER_ATTEMPTS):
             known = self._table.get(image_id)
