@@ -14,6 +14,7 @@ Two kinds of calls need it:
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from functools import cache
@@ -29,13 +30,19 @@ from tests.delivery.support import MOTO_ACCOUNT, PROJECT_DIR, MotoServer, run_de
 from tests.infrastructure.templates import TEMPLATE_DIR, load_template
 from tools.deploy import calls, policy_check
 from tools.deploy.actions import RunContext, describe_all
-from tools.deploy.artifacts import artifacts_template_body, upload_package
+from tools.deploy.artifacts import upload_package
 from tools.deploy.plan import build_plan, preflight
 from tools.deploy.settings import deployed_stage_names, load_stage
 
 POLICY_PATH = PROJECT_DIR / "docs" / "deployer-policy.json"
 RESOURCE_ACTIONS = PROJECT_DIR / "tools" / "deploy" / "resource_actions.json"
 MERGE_TEMPLATE = PROJECT_DIR / ".chalice" / "merge-template.json"
+STAGES = PROJECT_DIR / "tools" / "deploy" / "stages.json"
+# The stacks whose template the deploy builds itself: (module, function returning the body).
+INLINE_TEMPLATES = {
+    "artifacts": ("tools.deploy.artifacts", "artifacts_template_body"),
+    "layer": ("tools.deploy.model_layer", "layer_template_body"),
+}
 # The resource types `chalice package` writes into sam.json for our app (before the merge
 # template adds its own): see out/<stage>/sam.json after a deploy, or tests/package.
 CHALICE_PACKAGE_TYPES = {
@@ -447,13 +454,23 @@ def expanded(types: set[str]) -> set[str]:
 
 
 def types_our_stacks_use() -> dict[str, set[str]]:
-    """Resource types by stack: cloudformation/*.yaml, the artifacts stack, the app stack
-    (`chalice package`'s types plus those .chalice/merge-template.json adds)."""
+    """Resource types by stack: every stack of tools/deploy/stages.json (a template file,
+    an inline template, or the app stack: `chalice package`'s types plus those
+    .chalice/merge-template.json adds), and every template in cloudformation/."""
     used = {path.name: types_in(load_template(path.name)) for path in TEMPLATE_DIR.glob("*.yaml")}
-    used["artifacts"] = types_in(json.loads(artifacts_template_body()))
-    merged = json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8"))
-    added = {str(body["Type"]) for body in merged.get("Resources", {}).values() if "Type" in body}
-    used["app"] = CHALICE_PACKAGE_TYPES | added
+    stacks: dict[str, Any] = json.loads(STAGES.read_text(encoding="utf-8"))["stacks"]
+    for key, stack in stacks.items():
+        if stack.get("template"):
+            used[key] = types_in(load_template(Path(stack["template"]).name))
+        elif key == "app":
+            merged = json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8"))
+            added = {str(body["Type"]) for body in merged["Resources"].values() if "Type" in body}
+            used[key] = CHALICE_PACKAGE_TYPES | added
+        else:
+            assert key in INLINE_TEMPLATES, f"stack {key}: add its inline template to this test"
+            module, function = INLINE_TEMPLATES[key]
+            body = getattr(importlib.import_module(module), function)()
+            used[key] = types_in(json.loads(body))
     return {stack: expanded(types) for stack, types in used.items()}
 
 
