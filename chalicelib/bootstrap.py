@@ -10,6 +10,7 @@ from chalicelib.adapters.emf import EmfMetrics
 from chalicelib.adapters.fetch import GuardedFetcher
 from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller, model_spec
+from chalicelib.adapters.secrets import FixedKey, SecretsManagerKey, SigningKey
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
 from chalicelib.adapters.webhooks import WebhookSender
@@ -121,10 +122,25 @@ WEBHOOK_LIMITS = Limits(fetch_connect_timeout=2.0, fetch_total_timeout=5.0, fetc
 
 
 def _callbacks(settings: Settings) -> WebhookSender | None:
-    if not settings.webhook_secret:
+    key = _signing_key(settings)
+    if key is None:
         return None
     poster = GuardedFetcher(WEBHOOK_LIMITS, allow_private=settings.allow_private_urls)
-    return WebhookSender(poster, settings.webhook_secret.encode())
+    return WebhookSender(poster, key)
+
+
+def _signing_key(settings: Settings) -> SigningKey | None:
+    """Local mode's key from the stage; a deployed stage's from Secrets Manager, read when
+    a callback is sent (only deliver_callbacks sends them, and only its role may read it)."""
+    if settings.webhook_secret:
+        return FixedKey(settings.webhook_secret.encode())
+    if not settings.aws.webhook_secret_arn:
+        return None
+    return SecretsManagerKey(
+        _aws_client("secretsmanager", settings),
+        settings.aws.webhook_secret_arn,
+        settings.aws.webhook_secret_max_age,
+    )
 
 
 def _aws_client(service: str, settings: Settings) -> Any:

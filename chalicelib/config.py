@@ -70,6 +70,10 @@ class AwsSettings:
     sagemaker_endpoint: str = ""
     sagemaker_max_attempts: int = 4
     sagemaker_timeout: float = 30.0
+    # The Secrets Manager secret (ARN or name) that signs webhooks; read at run time.
+    webhook_secret_arn: str = ""
+    # How long a function keeps the secret it read before reading it again.
+    webhook_secret_max_age: int = 300
 
 
 @dataclass(frozen=True)
@@ -87,6 +91,8 @@ class Settings:
     stream_poll_seconds: float = 0.05
     onnx_threads: int = 0
     local_stream: bool = True
+    # The key itself, for local mode only: deployed functions read
+    # aws.webhook_secret_arn instead, and refuse this in a Lambda environment.
     webhook_secret: str = ""
     aws: AwsSettings = AwsSettings()
 
@@ -95,6 +101,13 @@ class Settings:
         env_source = os.environ if environ is None else environ
         env = _Reader(env_source)
         model = env.choice("MODEL", MODEL_NAMES, DEFAULT_MODEL)
+        webhook_secret = env.text("WEBHOOK_SECRET", "")
+        if webhook_secret and env_source.get("AWS_LAMBDA_FUNCTION_NAME"):
+            raise ConfigError(
+                "IMAGELABELLER_WEBHOOK_SECRET is set in a Lambda function's environment, where "
+                "anyone who may read the function's configuration sees it; deployed stages "
+                "name the secret with IMAGELABELLER_WEBHOOK_SECRET_ARN instead"
+            )
         return cls(
             backend=env.choice("BACKEND", BACKENDS, "local"),
             labeller=env.choice("LABELLER", LABELLERS, "onnx"),
@@ -119,7 +132,7 @@ class Settings:
             stream_poll_seconds=env.number("STREAM_POLL_SECONDS", 0.05),
             onnx_threads=env.integer("ONNX_THREADS", 0, minimum=0),
             local_stream=env.flag("LOCAL_STREAM", True),
-            webhook_secret=env.text("WEBHOOK_SECRET", ""),
+            webhook_secret=webhook_secret,
             aws=AwsSettings(
                 region=env.text("AWS_REGION", _lambda_region(env_source) or AwsSettings.region),
                 bucket=env.text("BUCKET", ""),
@@ -131,6 +144,10 @@ class Settings:
                     "SAGEMAKER_MAX_ATTEMPTS", AwsSettings.sagemaker_max_attempts
                 ),
                 sagemaker_timeout=env.number("SAGEMAKER_TIMEOUT", AwsSettings.sagemaker_timeout),
+                webhook_secret_arn=env.text("WEBHOOK_SECRET_ARN", ""),
+                webhook_secret_max_age=env.integer(
+                    "WEBHOOK_SECRET_MAX_AGE", AwsSettings.webhook_secret_max_age, minimum=0
+                ),
             ),
         )
 

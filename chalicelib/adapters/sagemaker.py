@@ -4,6 +4,17 @@ The endpoint takes one image per InvokeEndpoint call, so a batch's calls run con
 botocore retries throttling, 5xx answers and dropped connections itself; what still fails
 after its retries means the endpoint cannot answer now (LabellerUnavailable), unless the
 error is about one image only.
+
+Two answer shapes are read, whichever the container's inference code gives:
+
+- TensorFlow Serving's, the original's: `{"predictions": [[p0, ..., p1000]]}`;
+- JumpStart's image classifiers': `{"probabilities": [p0, ...]}`, and with a `;verbose`
+  accept type also `"labels": [...]` and `"predicted_label": ...` beside them.
+
+Either has the model's 1001 scores, index 0 "background" (TensorFlow Hub's ImageNet
+classifiers). Labels are always named from our own class list by position, so that search
+and concepts see the same names as with ONNX; the verbose `labels` only have to agree in
+number.
 """
 
 from __future__ import annotations
@@ -31,7 +42,7 @@ ACCEPT = "application/json"
 # The container gets a plain upright RGB JPEG no larger than it needs.
 MAX_SHORT_SIDE = 512
 JPEG_QUALITY = 90
-# Index 0 of the endpoint's answer is "background"; index i is ImageNet class i - 1.
+# Index 0 of a 1001-score answer is "background"; index i is ImageNet class i - 1.
 CLASS_COUNT = 1001
 PROBABILITY_SUM_TOLERANCE = 1e-3
 CONNECT_TIMEOUT = 5.0
@@ -132,7 +143,7 @@ def labels_from_answer(body: bytes, top_k: int) -> tuple[Label, ...]:
 
 
 def class_scores(body: bytes) -> np.ndarray:
-    """The 1001 probabilities of `{"predictions": [[p0, ..., p1000]]}`.
+    """The 1001 probabilities of either answer shape (see the module's doc).
 
     JumpStart's TensorFlow image classifiers answer probabilities. Should an endpoint answer
     logits instead (another model version), softmax turns them into probabilities so scores
@@ -142,18 +153,51 @@ def class_scores(body: bytes) -> np.ndarray:
         answer = json.loads(body)
     except ValueError as exc:
         raise UnexpectedAnswer(f"the answer is not JSON: {exc}") from None
-    rows = answer.get("predictions") if isinstance(answer, dict) else None
-    if not isinstance(rows, list) or len(rows) != 1:
-        raise UnexpectedAnswer('expected {"predictions": [[...]]} with one row')
+    answered = _answered_scores(answer)
     try:
-        scores = np.asarray(rows[0], dtype=np.float64)
+        scores = np.asarray(answered, dtype=np.float64)
     except (TypeError, ValueError):
-        raise UnexpectedAnswer("the predictions are not numbers") from None
-    if scores.shape != (CLASS_COUNT,) or not np.isfinite(scores).all():
-        raise UnexpectedAnswer(f"expected {CLASS_COUNT} finite scores, got shape {scores.shape}")
+        raise UnexpectedAnswer("the scores are not numbers") from None
+    if scores.shape != (CLASS_COUNT,):
+        raise UnexpectedAnswer(f"expected {CLASS_COUNT} scores, got shape {scores.shape}")
+    if not np.isfinite(scores).all():
+        raise UnexpectedAnswer("the scores are not all finite")
     if _is_probability_vector(scores):
         return scores
     return softmax(scores)
+
+
+def _answered_scores(answer: Any) -> Any:
+    """The score list of a TensorFlow Serving or a JumpStart (plain or verbose) answer."""
+    if isinstance(answer, dict) and "predictions" in answer:
+        rows = answer["predictions"]
+        if not isinstance(rows, list) or len(rows) != 1:
+            raise UnexpectedAnswer('expected {"predictions": [[...]]} with one row')
+        return rows[0]
+    if isinstance(answer, dict) and "probabilities" in answer:
+        probabilities = answer["probabilities"]
+        if not isinstance(probabilities, list):
+            raise UnexpectedAnswer('expected {"probabilities": [...]} with one list of scores')
+        if "labels" in answer:
+            _check_verbose_labels(answer, len(probabilities))
+        return probabilities
+    raise UnexpectedAnswer(
+        'expected {"predictions": [[...]]} (TensorFlow Serving) or {"probabilities": [...]} '
+        "(JumpStart)"
+    )
+
+
+def _check_verbose_labels(answer: dict[str, Any], count: int) -> None:
+    labels = answer["labels"]
+    if not isinstance(labels, list) or not all(isinstance(name, str) for name in labels):
+        raise UnexpectedAnswer("the verbose answer's labels are not a list of names")
+    if len(labels) != count:
+        raise UnexpectedAnswer(
+            f"the verbose answer has {len(labels)} labels for {count} probabilities"
+        )
+    predicted = answer.get("predicted_label")
+    if predicted is not None and predicted not in labels:
+        raise UnexpectedAnswer(f"the predicted label {predicted!r} is not among the labels")
 
 
 def _is_probability_vector(scores: np.ndarray) -> bool:

@@ -27,6 +27,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
+from chalicelib.adapters.secrets import FixedKey, SigningKey
 from chalicelib.domain.errors import FetchFailed, UrlNotAllowed
 from chalicelib.domain.models import Delivery
 
@@ -87,25 +88,26 @@ class JsonPoster(Protocol):
 
 
 class WebhookSender:
-    """Delivers finished records, signed, with retries. Never raises for delivery problems."""
+    """Delivers finished records, signed, with retries. Never raises for delivery problems;
+    a key that cannot be read (SecretUnavailable) is raised before anything is sent, so the
+    queue hands the message back later instead of recording the callback FAILED."""
 
     def __init__(
         self,
         poster: JsonPoster,
-        secret: bytes,
+        secret: bytes | SigningKey,
         max_attempts: int = 3,
         first_backoff_seconds: float = 0.5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        if not secret:
-            raise ValueError("the webhook secret is empty")
         if max_attempts < 1:
             raise ValueError(f"max_attempts must be at least 1, not {max_attempts}")
         if first_backoff_seconds < 0:
             raise ValueError(f"first_backoff_seconds is negative: {first_backoff_seconds}")
         self._poster = poster
-        self._secret = secret
+        # A key given as bytes stays; a SigningKey is asked at each delivery (rotation).
+        self._key = FixedKey(secret) if isinstance(secret, bytes) else secret
         self._max_attempts = max_attempts
         self._first_backoff = first_backoff_seconds
         self._sleep = sleep
@@ -115,11 +117,12 @@ class WebhookSender:
         """POST `payload` (JSON-ready: str, numbers, bools, None, lists, dicts) to `url`."""
         body = json.dumps(payload, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
         encoded = body.encode("utf-8")
+        secret = self._key.current()
         attempt = 0
         while True:
             attempt += 1
             now = self._clock()
-            status, error, retry = self._attempt(url, encoded, int(now))
+            status, error, retry = self._attempt(url, encoded, secret, int(now))
             last_attempt_at = datetime.fromtimestamp(now, UTC)
             if not retry or attempt == self._max_attempts:
                 return Delivery(
@@ -132,11 +135,11 @@ class WebhookSender:
             self._sleep(self._first_backoff * 2 ** (attempt - 1))
 
     def _attempt(
-        self, url: str, body: bytes, timestamp: int
+        self, url: str, body: bytes, secret: bytes, timestamp: int
     ) -> tuple[int | None, str | None, bool]:
         """(status, error, worth retrying) of one POST; error is None when delivered."""
         headers = {
-            SIGNATURE_HEADER: sign(self._secret, timestamp, body),
+            SIGNATURE_HEADER: sign(secret, timestamp, body),
             EVENT_HEADER: FINISHED_EVENT,
             "User-Agent": USER_AGENT,
         }

@@ -14,14 +14,23 @@ from chalicelib.domain.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
 from tests.support import EXPECTED_TOP_LABELS, photo_jpeg, photo_png
 
-# Each runs an exported model (the SageMaker stand-in runs Lite0).
+# Each runs an exported model (the SageMaker stand-in runs Lite0). The SageMaker adapter
+# runs against each answer shape an endpoint may give (tools/localaws/sagemaker_runtime.py):
+# TensorFlow Serving's `predictions`, and JumpStart's verbose `probabilities` + `labels`.
 LABELLERS = {
     "onnx": "onnx_labeller",
     "onnx_lite2": "onnx_lite2_labeller",
     "sagemaker": "labelling_sagemaker_labeller",
+    "sagemaker_jumpstart_verbose": "labelling_sagemaker_verbose_labeller",
 }
-# The same two adapters on the tiny stand-in graph (tests/fixtures/tiny_model.py).
-TINY_LABELLERS = {"tiny_onnx": "tiny_labeller", "tiny_sagemaker": "sagemaker_labeller"}
+# The same adapters on the tiny stand-in graph (tests/fixtures/tiny_model.py), the SageMaker
+# one with every answer shape.
+TINY_LABELLERS = {
+    "tiny_onnx": "tiny_labeller",
+    "tiny_sagemaker": "sagemaker_labeller",
+    "tiny_sagemaker_jumpstart": "sagemaker_jumpstart_labeller",
+    "tiny_sagemaker_jumpstart_verbose": "sagemaker_verbose_labeller",
+}
 
 
 @pytest.fixture(params=list(LABELLERS))
@@ -82,6 +91,18 @@ def test_batch_gives_the_same_labels_as_one_by_one(any_labeller: Labeller) -> No
         assert batch_outcome.labels[0].score == pytest.approx(
             single_outcome.labels[0].score, abs=1e-4
         )
+
+
+def test_every_image_gets_top_k_labels_best_first_in_the_unit_range(
+    any_labeller: Labeller,
+) -> None:
+    outcomes = any_labeller.label([photo_png("coffee"), photo_jpeg("motorcycle")], top_k=4)
+    for outcome in outcomes:
+        assert outcome.ok, outcome.error
+        scores = [label.score for label in outcome.labels]
+        assert len(scores) == 4 and scores == sorted(scores, reverse=True)
+        assert all(0.0 <= score <= 1.0 for score in scores)
+        assert "background" not in {label.name for label in outcome.labels}
 
 
 def test_model_id_names_the_model(any_labeller: Labeller) -> None:

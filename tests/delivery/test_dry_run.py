@@ -18,7 +18,7 @@ from tests.support import free_port
 CONFIG = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text(encoding="utf-8"))
 LOCAL_STAGES = ("local", "local-aws")
 DEPLOYED_STAGES = [name for name in CONFIG["stages"] if name not in LOCAL_STAGES]
-ORIGINAL_ORDER = ["sagemaker", "s3", "dynamodb", "functions", "alarms", "system-tests"]
+ORIGINAL_ORDER = ["sagemaker", "s3", "dynamodb", "secrets", "functions", "alarms", "system-tests"]
 STEP_LINE = re.compile(r"^step (\d+)/(\d+) (\S+): ")
 AWS_LINE = re.compile(r"^(?:first: |\s+)aws (\S+) (\S+) region=(\S+)")
 

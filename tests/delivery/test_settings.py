@@ -69,7 +69,7 @@ def test_the_labeller_comes_from_the_chalice_config() -> None:
     settings["sagemaker"]["regions"]["us-west-1"] = {
         "container_image": f"{DLC_REGISTRY}.dkr.ecr.us-west-1.amazonaws.com/tensorflow-inference:x",
         "model_data_url": "s3://jumpstart-cache-prod-us-west-1/model.tar.gz",
-        "confirmed": True,
+        "model_data_confirmed": True,
     }
 
     stage = load_stage("test", config, settings)
@@ -113,20 +113,20 @@ def test_an_app_stack_name_over_46_characters_is_refused() -> None:
 
 def test_unconfirmed_jumpstart_values_and_a_missing_alarm_email_block_a_real_deploy() -> None:
     settings = copy.deepcopy(SETTINGS)
-    settings["sagemaker"]["regions"]["us-east-2"]["confirmed"] = False
+    settings["sagemaker"]["regions"]["us-east-2"]["model_data_confirmed"] = False
     settings["stages"]["staging"]["alarm_email"] = None
     stage = load_stage("staging", CONFIG, settings)
 
     problems = readiness_problems(stage, build_plan(stage))
 
-    assert any("not confirmed against the JumpStart catalogue" in p for p in problems)
+    assert any("model_data_url is not confirmed" in p for p in problems)
     assert any("stages.staging.alarm_email is not set" in p for p in problems)
 
 
 @pytest.mark.usefixtures("exported_models")  # a missing model is a problem too
 def test_confirmed_values_and_an_alarm_email_leave_nothing_to_fix() -> None:
     settings = copy.deepcopy(SETTINGS)
-    settings["sagemaker"]["regions"]["us-east-2"]["confirmed"] = True
+    settings["sagemaker"]["regions"]["us-east-2"]["model_data_confirmed"] = True
     settings["stages"]["staging"]["alarm_email"] = "oncall@example.com"
     stage = load_stage("staging", CONFIG, settings)
 

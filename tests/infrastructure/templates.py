@@ -22,7 +22,7 @@ TEMPLATE_DIR = PROJECT_DIR / "cloudformation"
 CHALICE_DIR = PROJECT_DIR / ".chalice"
 CFN_LINT = Path(sys.executable).parent / "cfn-lint"
 
-TEMPLATES = ("s3.yaml", "dynamodb.yaml", "sagemaker.yaml", "alarms.yaml")
+TEMPLATES = ("s3.yaml", "dynamodb.yaml", "secrets.yaml", "sagemaker.yaml", "alarms.yaml")
 
 
 @cache

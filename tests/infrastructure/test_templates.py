@@ -8,6 +8,7 @@ bucket name, the table, the stream export, the endpoint name.
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from typing import Any
@@ -52,6 +53,7 @@ EXPECTED_EXPORTS = {
         "imagelabeller-dynamodb-LabellingFailedQueueArn",
         "imagelabeller-dynamodb-LabellingFailedQueueUrl",
     },
+    "secrets.yaml": {"imagelabeller-secrets-WebhookSecretArn"},
     "sagemaker.yaml": {
         "imagelabeller-sagemaker-EndpointName",
         "imagelabeller-sagemaker-EndpointArn",
@@ -62,6 +64,7 @@ EXPECTED_EXPORTS = {
 EXPECTED_PARAMETERS: dict[str, dict[str, Any]] = {
     "s3.yaml": {},
     "dynamodb.yaml": {},
+    "secrets.yaml": {},
     "sagemaker.yaml": {
         "ContainerImage": None,
         "ModelDataUrl": None,
@@ -148,7 +151,7 @@ def test_every_name_the_app_imports_is_exported_by_a_stack() -> None:
     # docs/AWS.md names the exports the app relies on, in prose and tables.
     documented = set(
         re.findall(
-            r"imagelabeller-(?:s3|dynamodb|sagemaker|alarms)-[A-Za-z]+",
+            r"imagelabeller-(?:s3|dynamodb|secrets|sagemaker|alarms)-[A-Za-z]+",
             (PROJECT_DIR / "docs" / "AWS.md").read_text(encoding="utf-8"),
         )
     )
@@ -341,6 +344,48 @@ def test_table_names_are_the_ones_every_deployed_stage_uses() -> None:
                 arn = place.resolve(resource) if "Fn::ImportValue" not in resource else ""
                 if ":dynamodb:" in arn:
                     assert arn.endswith(allowed), (path, arn)
+
+
+# --- secrets.yaml ----------------------------------------------------------------------------
+
+
+def test_the_webhook_secret_is_generated_by_its_stack_and_outlives_it() -> None:
+    template = load_template("secrets.yaml")
+    secret = one_resource_of_type(template, "AWS::SecretsManager::Secret")
+    properties = secret["Properties"]
+    # The name docs/DEPLOY.md and receivers' operators use; the value nobody typed.
+    assert properties["Name"] == "imagelabeller-webhook-secret"
+    assert "SecretString" not in properties
+    assert properties["GenerateSecretString"]["PasswordLength"] >= 32
+    assert (secret["DeletionPolicy"], secret["UpdateReplacePolicy"]) == (
+        "RetainExceptOnCreate",
+        "Retain",
+    )
+    [(logical_id, _)] = resources_of_type(template, "AWS::SecretsManager::Secret").items()
+    arn = {"Fn::GetAtt": [logical_id, "Id"]}  # the secret's ARN
+    assert exports(template) == {"imagelabeller-secrets-WebhookSecretArn": arn}
+
+
+def test_only_the_callback_function_may_read_the_webhook_secret_and_only_that_one() -> None:
+    arn = {"Fn::ImportValue": "imagelabeller-secrets-WebhookSecretArn"}
+    readers = {}
+    for path in sorted(CHALICE_DIR.glob("policy-*.json")):
+        for statement in read_json(path)["Statement"]:
+            if any(action.startswith("secretsmanager:") for action in statement["Action"]):
+                readers[path.name] = (statement["Action"], statement["Resource"])
+    assert readers == {"policy-callbacks.json": (["secretsmanager:GetSecretValue"], arn)}
+    variables = read_json(CHALICE_DIR / "merge-template.json")["Resources"]
+    with_secret = {
+        name: resource["Properties"]["Environment"]["Variables"]
+        for name, resource in variables.items()
+        if "IMAGELABELLER_WEBHOOK_SECRET_ARN"
+        in resource.get("Properties", {}).get("Environment", {}).get("Variables", {})
+    }
+    assert with_secret.keys() == {"DeliverCallbacks"}
+    assert with_secret["DeliverCallbacks"]["IMAGELABELLER_WEBHOOK_SECRET_ARN"] == arn
+    # The value itself is in no function's environment.
+    assert "IMAGELABELLER_WEBHOOK_SECRET" not in json.dumps(variables).replace("_SECRET_ARN", "")
+    assert "resolve:secretsmanager" not in json.dumps(variables)
 
 
 # --- sagemaker.yaml --------------------------------------------------------------------------

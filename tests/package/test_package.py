@@ -73,7 +73,7 @@ STREAM_SIZING = {"onnx": (4096, 120), "sagemaker": (2048, 900)}
 STREAM_BATCH_SIZE = 16
 UPLOAD_FUNCTION = "RegisterUploads"
 CALLBACK_FUNCTION = "DeliverCallbacks"
-WEBHOOK_SECRET = "{{resolve:secretsmanager:imagelabeller-webhook-secret:SecretString}}"
+WEBHOOK_SECRET_EXPORT = "imagelabeller-secrets-WebhookSecretArn"
 UPLOAD_QUEUE = "imagelabeller-uploads"
 CALLBACK_QUEUE = "imagelabeller-callbacks"
 CALLBACK_QUEUE_EXPORT = "imagelabeller-s3-CallbackQueueUrl"
@@ -126,7 +126,15 @@ def deployment(stage: Stage) -> Deployment:
         region=stage.region,
         account_id=EXAMPLE_ACCOUNT_ID,
         stack_name=f"imagelabeller-{stage.name}",
-        exports={STREAM_EXPORT: stream_arn(stage)},
+        exports={STREAM_EXPORT: stream_arn(stage), WEBHOOK_SECRET_EXPORT: webhook_secret(stage)},
+    )
+
+
+def webhook_secret(stage: Stage) -> str:
+    """The secret's ARN, with the random suffix Secrets Manager gives every secret."""
+    return (
+        f"arn:aws:secretsmanager:{stage.region}:{EXAMPLE_ACCOUNT_ID}"
+        ":secret:imagelabeller-webhook-secret-AbCdEf"
     )
 
 
@@ -211,6 +219,8 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         ("sqs:ReceiveMessage", callback_queue),
         ("sqs:DeleteMessage", callback_queue),
         ("sqs:GetQueueAttributes", callback_queue),
+        # The webhook secret, read at run time: that one secret, nothing else.
+        ("secretsmanager:GetSecretValue", webhook_secret(stage)),
         ("logs:CreateLogStream", logs("deliver_callbacks")),
         ("logs:PutLogEvents", logs("deliver_callbacks")),
     }
@@ -358,8 +368,11 @@ def test_every_function_gets_the_stage_settings(
                 "Fn::ImportValue": CALLBACK_QUEUE_EXPORT
             }
         if function == CALLBACK_FUNCTION:
-            # Only the function that delivers webhooks gets their secret, from Secrets Manager.
-            expected["IMAGELABELLER_WEBHOOK_SECRET"] = WEBHOOK_SECRET
+            # Only the function that delivers webhooks learns where their secret is (its ARN,
+            # not its value: the function reads it from Secrets Manager at run time).
+            expected["IMAGELABELLER_WEBHOOK_SECRET_ARN"] = {
+                "Fn::ImportValue": WEBHOOK_SECRET_EXPORT
+            }
         assert variables == expected, function
 
     # What the app reads from them once CloudFormation has resolved them.

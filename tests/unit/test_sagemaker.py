@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 
 import numpy as np
 import pytest
@@ -34,7 +35,13 @@ from tests.fixtures.sagemaker import (
     sagemaker_client,
 )
 from tests.support import EXPECTED_TOP_LABELS, NoNetwork, encode, free_port, photo_png
-from tools.localaws.sagemaker_runtime import Fault, LocalSageMakerRuntime
+from tools.localaws.sagemaker_runtime import (
+    ANSWER_VARIABLE,
+    AnswerShape,
+    Fault,
+    LocalSageMakerRuntime,
+    parse_arguments,
+)
 
 EXIF_ORIENTATION = 0x0112
 MAX_PIXELS = Limits().max_image_pixels
@@ -87,6 +94,113 @@ def test_probabilities_are_kept_and_logits_become_probabilities() -> None:
 def test_an_answer_that_is_not_the_prediction_json_is_refused(body: bytes) -> None:
     with pytest.raises(UnexpectedAnswer):
         class_scores(body)
+
+
+# JumpStart's image classifiers answer `probabilities`, and with `;verbose` their labels.
+IMAGENET_LABELS = ["background", *(f"class {i}" for i in range(1000))]
+
+
+def jumpstart_body(scores: list[float], verbose: bool = False, **changes: object) -> bytes:
+    answer: dict[str, object] = {"probabilities": scores}
+    if verbose:
+        answer["labels"] = IMAGENET_LABELS
+        answer["predicted_label"] = IMAGENET_LABELS[int(np.argmax(scores))]
+    answer.update(changes)
+    return json.dumps(answer).encode()
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["plain", "verbose"])
+def test_jumpstart_answers_give_the_same_scores_and_labels_as_tensorflow_serving(
+    verbose: bool,
+) -> None:
+    scores = one_hot(1 + 967)  # "espresso"
+    assert class_scores(jumpstart_body(scores, verbose)).tolist() == pytest.approx(scores)
+    assert labels_from_answer(jumpstart_body(scores, verbose), top_k=3) == labels_from_answer(
+        answer_body(scores), top_k=3
+    )
+    assert labels_from_answer(jumpstart_body(scores, verbose), top_k=1)[0].name == "espresso"
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (jumpstart_body(one_hot(3)[:1000]), "expected 1001 scores"),
+        (json.dumps({"probabilities": [one_hot(3)]}).encode(), "expected 1001 scores"),
+        (json.dumps({"probabilities": "0.9"}).encode(), "one list of scores"),
+        (jumpstart_body(one_hot(3), True, labels=IMAGENET_LABELS[:10]), "10 labels for 1001"),
+        (jumpstart_body(one_hot(3), True, labels=list(range(1001))), "not a list of names"),
+        (jumpstart_body(one_hot(3), True, predicted_label="unicorn"), "'unicorn' is not among"),
+        (json.dumps({"scores": one_hot(3)}).encode(), '{"probabilities": [...]} (JumpStart)'),
+    ],
+    ids=[
+        "1000 scores",
+        "a batch of rows",
+        "not a list",
+        "too few labels",
+        "labels not names",
+        "unknown predicted label",
+        "neither shape",
+    ],
+)
+def test_a_jumpstart_answer_that_does_not_hold_together_is_refused_saying_why(
+    body: bytes, reason: str
+) -> None:
+    with pytest.raises(UnexpectedAnswer, match=re.escape(reason)):
+        class_scores(body)
+
+
+@pytest.mark.parametrize("shape", list(AnswerShape), ids=lambda shape: shape.value)
+def test_the_adapter_labels_alike_whatever_shape_the_endpoint_answers_in(
+    shape: AnswerShape,
+    sagemaker_server: LocalSageMakerRuntime,
+    sagemaker_labeller_factory: SageMakerLabellerFactory,
+) -> None:
+    photos = [photo_png(name) for name in sorted(EXPECTED_TOP_LABELS)]
+    expected = sagemaker_labeller_factory().label(photos, top_k=5)
+    sagemaker_server.answer_with(shape)
+
+    outcomes = sagemaker_labeller_factory().label(photos, top_k=5)
+
+    assert all(outcome.ok for outcome in outcomes)
+    assert [outcome.labels for outcome in outcomes] == [outcome.labels for outcome in expected]
+
+
+def test_the_local_server_answers_in_the_shape_it_is_set_to(
+    sagemaker_server: LocalSageMakerRuntime,
+) -> None:
+    image = encode(Image.new("RGB", (64, 64), (200, 30, 30)), "PNG")
+
+    def answer(accept: str) -> dict[str, object]:
+        found = sagemaker_server.answer(
+            "/endpoints/jumpstart-inception-v3/invocations", "application/x-image", accept, image
+        )
+        assert found.status == 200
+        loaded: dict[str, object] = json.loads(found.body)
+        return loaded
+
+    assert set(answer("application/json")) == {"predictions"}
+    sagemaker_server.answer_with(AnswerShape.PROBABILITIES)
+    assert set(answer("application/json")) == {"probabilities"}
+    # As JumpStart does: verbose only when the accept type asks for it.
+    verbose = answer("application/json;verbose")
+    assert set(verbose) == {"probabilities", "labels", "predicted_label"}
+    labels, probabilities = verbose["labels"], verbose["probabilities"]
+    assert isinstance(labels, list) and isinstance(probabilities, list)
+    assert labels[0] == "background" and len(labels) == len(probabilities) == 1001
+    assert verbose["predicted_label"] == labels[int(np.argmax(probabilities))]
+    sagemaker_server.answer_with(AnswerShape.VERBOSE)
+    assert set(answer("application/json")) == {"probabilities", "labels", "predicted_label"}
+
+
+def test_the_local_servers_answer_shape_is_a_flag_or_an_environment_variable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv(ANSWER_VARIABLE, raising=False)
+    assert parse_arguments([])[1].answer == "predictions"
+    assert parse_arguments(["--answer", "verbose"])[1].answer == "verbose"
+    monkeypatch.setenv(ANSWER_VARIABLE, "probabilities")
+    assert parse_arguments([])[1].answer == "probabilities"
+    assert parse_arguments(["--answer", "predictions"])[1].answer == "predictions"
 
 
 # What the endpoint is sent

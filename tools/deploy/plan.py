@@ -3,6 +3,7 @@
 1. sagemaker: the model endpoint stack (only for stages whose labeller is sagemaker);
 2. s3: the image bucket stack;
 3. dynamodb: the label table stack (its stream feeds the labelling function);
+   then secrets: the webhook secret's stack (deliver_callbacks reads it by its ARN);
 4. functions: `chalice package`, the upload to the artifacts bucket, the app stack;
 5. alarms: the alarms stack, which watches the app stack (and the endpoint);
 6. system-tests: `pytest tests/system/test_api.py` against the deployed API.
@@ -32,6 +33,8 @@ from tools.deploy.actions import (
     UploadPackage,
 )
 from tools.deploy.artifacts import artifacts_template_body
+from tools.deploy.jumpstart import model_problems
+from tools.deploy.regions import missing_services, services_used
 from tools.deploy.settings import (
     PROJECT_DIR,
     StackDefinition,
@@ -40,9 +43,9 @@ from tools.deploy.settings import (
     relative,
 )
 
-STEP_ORDER = ("sagemaker", "s3", "dynamodb", "functions", "alarms", "system-tests")
+STEP_ORDER = ("sagemaker", "s3", "dynamodb", "secrets", "functions", "alarms", "system-tests")
 # Steps that deploy one template of cloudformation/, named as their stack in stages.json.
-TEMPLATE_STEPS = ("sagemaker", "s3", "dynamodb", "alarms")
+TEMPLATE_STEPS = ("sagemaker", "s3", "dynamodb", "secrets", "alarms")
 OUT_DIR = PROJECT_DIR / "out"
 APP_URL_OUTPUT = "EndpointURL"  # Chalice's SAM template has this output
 ARTIFACTS_BUCKET_OUTPUT = "BucketName"
@@ -59,6 +62,7 @@ def build_plan(stage: StageSettings, out_dir: Path = OUT_DIR) -> list[Step]:
     steps = [
         s3_step(stage),
         dynamodb_step(stage),
+        secrets_step(stage),
         functions_step(stage, out_dir / stage.name),
         alarms_step(stage),
         system_tests_step(stage),
@@ -88,13 +92,12 @@ def select_steps(steps: Sequence[Step], only: Sequence[str] | None) -> list[Step
 def readiness_problems(stage: StageSettings, steps: Sequence[Step]) -> list[str]:
     """What must be fixed before these steps can run for real (a dry run only reports)."""
     names = {step.name for step in steps}
-    problems = []
-    if "sagemaker" in names and stage.sagemaker and not stage.sagemaker.model.confirmed:
-        problems.append(
-            f"tools/deploy/stages.json: the JumpStart container_image and model_data_url for "
-            f"{stage.region} are not confirmed against the JumpStart catalogue; check them "
-            f'(docs/DEPLOY.md, "The JumpStart values") and set "confirmed": true'
-        )
+    problems = [
+        f"{stage.region} does not offer {service} (botocore's endpoint data), which this stage uses"
+        for service in missing_services(stage.region, services_used(stage.uses_sagemaker))
+    ]
+    if "sagemaker" in names and stage.sagemaker:
+        problems.extend(model_problems(stage.region, stage.sagemaker.model))
     if "alarms" in names and stage.alarm_email is None:
         problems.append(
             f"tools/deploy/stages.json: stages.{stage.name}.alarm_email is not set: the address "
@@ -152,6 +155,12 @@ def dynamodb_step(stage: StageSettings) -> Step:
     stack = stage.stack("dynamodb")
     summary = f"the label table and its stream: stack {stack.name}"
     return Step("dynamodb", summary, (template_stack(stage, stack),))
+
+
+def secrets_step(stage: StageSettings) -> Step:
+    stack = stage.stack("secrets")
+    summary = f"the webhook signing secret: stack {stack.name}"
+    return Step("secrets", summary, (template_stack(stage, stack),))
 
 
 def functions_step(stage: StageSettings, package_dir: Path) -> Step:

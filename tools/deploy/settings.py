@@ -30,7 +30,7 @@ NEVER_DEPLOYED = ("local", "local-aws")
 LONGEST_FUNCTION_SUFFIX = "-deliver_callbacks"
 MAX_APP_STACK_NAME = 64 - len(LONGEST_FUNCTION_SUFFIX)
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-STACK_KEYS = ("sagemaker", "s3", "dynamodb", "artifacts", "app", "alarms")
+STACK_KEYS = ("sagemaker", "s3", "dynamodb", "secrets", "artifacts", "app", "alarms")
 LABELLERS = ("onnx", "sagemaker")
 
 
@@ -50,7 +50,9 @@ class JumpStartModel:
     model_id: str
     container_image: str
     model_data_url: str
-    confirmed: bool  # checked against the JumpStart catalogue by a person
+    # The model data URL checked against the JumpStart catalogue by a person: nothing
+    # offline can (the container image is checked against the SDK's data, jumpstart.py).
+    model_data_confirmed: bool
 
 
 @dataclass(frozen=True)
@@ -213,6 +215,6 @@ def sagemaker_endpoint(
             model_id=str(section["jumpstart_model_id"]),
             container_image=str(model["container_image"]),
             model_data_url=str(model["model_data_url"]),
-            confirmed=model.get("confirmed") is True,
+            model_data_confirmed=model.get("model_data_confirmed") is True,
         ),
     )

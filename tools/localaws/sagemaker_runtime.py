@@ -2,9 +2,16 @@
 
 moto's sagemaker-runtime cannot take binary bodies, so the SageMaker labeller is tested (and
 run locally) against this server over real HTTP. It labels with the in-process
-EfficientNet-Lite model and answers `{"predictions": [[p0, ..., p1000]]}` with index 0 the
-background class. Errors have the status, `x-amzn-ErrorType` and body of botocore's service
-model, so boto3 raises what it raises against AWS. Tests can inject faults.
+EfficientNet-Lite model and answers 1001 scores with index 0 the background class, in the
+shape `--answer` (or LOCAL_SAGEMAKER_ANSWER) chooses:
+
+- `predictions`: TensorFlow Serving's `{"predictions": [[p0, ..., p1000]]}` (the default);
+- `probabilities`: JumpStart's `{"probabilities": [...]}`, with `labels` and
+  `predicted_label` too when the request's accept type has `;verbose`, as JumpStart does;
+- `verbose`: JumpStart's verbose answer whatever the accept type.
+
+Errors have the status, `x-amzn-ErrorType` and body of botocore's service model, so boto3
+raises what it raises against AWS. Tests can inject faults.
 
     python -m tools.localaws.sagemaker_runtime --port 8081 --endpoint jumpstart-inception-v3
 """
@@ -15,6 +22,7 @@ import argparse
 import enum
 import json
 import logging
+import os
 import threading
 import uuid
 from collections.abc import Iterable, Sequence
@@ -27,6 +35,7 @@ from urllib.parse import unquote, urlsplit
 from chalicelib.adapters.onnx import MODELS, OnnxLabeller, model_spec
 from chalicelib.config import DEFAULT_MODEL, Limits, model_file
 from chalicelib.domain import imaging
+from chalicelib.domain.classes import imagenet_class_names
 from chalicelib.domain.errors import ImageLabellerError, LabellerUnavailable
 from chalicelib.domain.ranking import softmax
 
@@ -38,6 +47,15 @@ DEFAULT_PORT = 8081
 IMAGE_CONTENT_TYPE = "application/x-image"
 INVOCATIONS_PREFIX = "/endpoints/"
 INVOCATIONS_SUFFIX = "/invocations"
+ANSWER_VARIABLE = "LOCAL_SAGEMAKER_ANSWER"
+
+
+class AnswerShape(enum.Enum):
+    """The JSON an answer has (see the module's doc)."""
+
+    PREDICTIONS = "predictions"
+    PROBABILITIES = "probabilities"
+    VERBOSE = "verbose"
 
 
 class Fault(enum.Enum):
@@ -75,8 +93,11 @@ class LocalSageMakerRuntime:
         host: str = "127.0.0.1",
         port: int = 0,
         max_pixels: int = Limits.max_image_pixels,
+        answer: AnswerShape = AnswerShape.PREDICTIONS,
     ) -> None:
         self.endpoints = frozenset(endpoints)
+        self._default_answer = answer
+        self._answer = answer
         self._model = model
         self._max_pixels = max_pixels
         self._lock = threading.Lock()
@@ -119,17 +140,24 @@ class LocalSageMakerRuntime:
         with self._lock:
             self._fault, self._fault_times = fault, times
 
+    def answer_with(self, shape: AnswerShape) -> None:
+        """Answer in `shape` from now on (until reset)."""
+        with self._lock:
+            self._answer = shape
+
     def reset(self) -> None:
-        """No faults, no recorded requests."""
+        """No faults, no recorded requests, the answer shape it was started with."""
         with self._lock:
             self._fault, self._fault_times = None, 0
             self._invocations.clear()
+            self._answer = self._default_answer
 
     def answer(self, path: str, content_type: str, accept: str, body: bytes) -> Answer:
         endpoint = _endpoint_name(path)
         with self._lock:
             self._invocations.append(Invocation(endpoint or path, content_type, accept, body))
             fault = self._take_fault()
+            shape = self._answer
         if endpoint is None:
             return _error(404, "UnknownOperationException", {"message": f"no route {path}"})
         if fault is not None:
@@ -147,8 +175,8 @@ class LocalSageMakerRuntime:
             return _model_error(endpoint, f"the image could not be read: {exc}")
         except LabellerUnavailable as exc:  # the local model itself failed
             return _error(500, "InternalFailure", {"message": str(exc)})
-        predictions = json.dumps({"predictions": [scores]}).encode()
-        return Answer(200, predictions, {"Content-Type": "application/json"})
+        body = json.dumps(_answer_json(scores, shape, verbose=";verbose" in accept)).encode()
+        return Answer(200, body, {"Content-Type": "application/json"})
 
     def _take_fault(self) -> Fault | None:
         if self._fault is None or self._fault_times == 0:
@@ -166,6 +194,17 @@ class LocalSageMakerRuntime:
         tensor = imaging.preprocess([image], spec.input_size, spec.crop_fraction)
         probabilities = softmax(self._model.infer(tensor))[0]
         return [0.0, *(float(p) for p in probabilities)]  # index 0: background
+
+
+def _answer_json(scores: list[float], shape: AnswerShape, verbose: bool) -> dict[str, Any]:
+    if shape is AnswerShape.PREDICTIONS:
+        return {"predictions": [scores]}
+    answer: dict[str, Any] = {"probabilities": scores}
+    if shape is AnswerShape.VERBOSE or verbose:
+        labels = ["background", *imagenet_class_names()]
+        answer["labels"] = labels
+        answer["predicted_label"] = labels[max(range(len(scores)), key=scores.__getitem__)]
+    return answer
 
 
 def _endpoint_name(path: str) -> str | None:
@@ -238,7 +277,9 @@ def _handler_for(runtime: LocalSageMakerRuntime) -> type[BaseHTTPRequestHandler]
     return Handler
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+def parse_arguments(
+    argv: Sequence[str] | None = None,
+) -> tuple[argparse.ArgumentParser, argparse.Namespace]:
     parser = argparse.ArgumentParser(
         description="Serve SageMaker Runtime's InvokeEndpoint locally with the ONNX model."
     )
@@ -251,15 +292,31 @@ def main(argv: Sequence[str] | None = None) -> None:
     )
     parser.add_argument("--model-name", choices=sorted(MODELS), default=DEFAULT_MODEL)
     parser.add_argument("--model", type=Path, help="its ONNX file (default: the one it builds)")
-    args = parser.parse_args(argv)
+    parser.add_argument(
+        "--answer",
+        choices=[shape.value for shape in AnswerShape],
+        default=os.environ.get(ANSWER_VARIABLE, AnswerShape.PREDICTIONS.value),
+        help=f"the answer's JSON shape (default: ${ANSWER_VARIABLE}, else predictions)",
+    )
+    return parser, parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser, args = parse_arguments(argv)
     model_path = args.model or model_file(args.model_name)
     if not model_path.is_file():
         parser.error(f"no model file at {model_path}; build it with `make model`")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     model = OnnxLabeller(model_spec(args.model_name), model_path, Limits().max_image_pixels)
     endpoints = args.endpoint or [DEFAULT_ENDPOINT]
-    runtime = LocalSageMakerRuntime(model, endpoints, host=args.host, port=args.port).start()
-    print(f"serving SageMaker Runtime endpoint(s) {', '.join(endpoints)} on {runtime.url}")
+    shape = AnswerShape(args.answer)
+    runtime = LocalSageMakerRuntime(
+        model, endpoints, host=args.host, port=args.port, answer=shape
+    ).start()
+    print(
+        f"serving SageMaker Runtime endpoint(s) {', '.join(endpoints)} on {runtime.url}, "
+        f"answering {shape.value}"
+    )
     print(f"point boto3 at it with AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME={runtime.url}", flush=True)
     try:
         threading.Event().wait()
