@@ -123,8 +123,14 @@ class World:
         self.sqs.send_message(QueueUrl=self.queue_url, MessageBody=json.dumps(body))
 
     def redrive(
-        self, invoker: Any, dry_run: bool = False, streams: Any = None, **run: Any
+        self,
+        invoker: Any,
+        dry_run: bool = False,
+        streams: Any = None,
+        later: timedelta = timedelta(0),
+        **run: Any,
     ) -> RedriveReport:
+        """Run a redrive, `later` than now."""
         return Redrive(
             sqs=self.sqs,
             queue_url=self.queue_url,
@@ -134,6 +140,7 @@ class World:
             region=REGION,
             say=self.lines.append,
             dry_run=dry_run,
+            now=lambda: datetime.now(UTC) + later,
         ).run(**run)
 
     def queued(self) -> int:
@@ -270,8 +277,8 @@ def test_a_dry_run_says_what_it_would_relabel_and_changes_nothing(world: World) 
     invoker = HandlerInvoker(world.service)
     report = world.redrive(invoker, dry_run=True)
     assert invoker.events == []
-    assert (report.redriven, report.kept) == ([], {})
-    assert world.visible() == 1
+    assert (len(report.redriven), report.relabelled, report.kept) == (1, images, {})
+    assert world.visible() == 1  # still there, and visible
     text = "\n".join(world.lines)
     assert "MaxRecordAgeExceeded" in text
     assert f"would relabel 2 image(s): {images[0]}, {images[1]}" in text
@@ -320,9 +327,12 @@ def test_the_scan_fallback_relabels_old_pending_images_and_then_drops_expired_me
     long_ago = datetime.now(UTC) - timedelta(days=2)
     world.record_failure(world.stream_records(), last_arrival=long_ago)
     invoker = HandlerInvoker(world.service)
-    # Every pending record was submitted just now: older than -1 minute means all of them.
+    # Two hours on, with an hour's cutoff: the images (submitted now) are older than it.
     report = world.redrive(
-        invoker, streams=expired_streams(world), scan_older_than=timedelta(minutes=-1)
+        invoker,
+        streams=expired_streams(world),
+        later=timedelta(hours=2),
+        scan_older_than=timedelta(hours=1),
     )
     assert sorted(invoker.image_ids()) == sorted(images)
     assert [world.status(image_id) for image_id in images] == [Status.CLASSIFIED] * 2

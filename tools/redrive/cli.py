@@ -143,11 +143,13 @@ def run(stage: StageSettings, dry_run: bool, scan_minutes: int | None) -> int:
 
 
 def summarise(report: RedriveReport, dry_run: bool) -> int:
-    verb = "would be handled" if dry_run else "handled and deleted"
+    messages, images = (
+        ("would be deleted", "would be relabelled") if dry_run else ("deleted", "relabelled")
+    )
     say(
-        f"done: {len(report.redriven)} message(s) {verb}, {len(report.relabelled)} image(s) "
-        f"relabelled, {len(report.finished)} already finished, {len(report.kept)} message(s) "
-        "kept"
+        f"done: {len(report.redriven)} message(s) {messages}, {len(report.relabelled)} "
+        f"image(s) {images}, {len(report.finished)} already finished, {len(report.kept)} "
+        "message(s) kept"
     )
     for message_id, why in report.kept.items():
         complain(f"kept {message_id}: {why}")

@@ -27,6 +27,8 @@ VISIBILITY_SECONDS = 3600
 
 @dataclass
 class RedriveReport:
+    """What a run did (a dry run: what it would have done)."""
+
     redriven: list[str] = field(default_factory=list)  # message ids handled (deleted)
     kept: dict[str, str] = field(default_factory=dict)  # message id -> why it was kept
     relabelled: list[str] = field(default_factory=list)  # image ids handed over
@@ -105,6 +107,7 @@ class Redrive:
         for start in range(0, len(pending), CHUNK):
             chunk = pending[start : start + CHUNK]
             if self.dry_run:
+                report.relabelled.extend(chunk)
                 self.say(f"  would relabel {len(chunk)} image(s): {', '.join(chunk)}")
                 continue
             try:
@@ -134,11 +137,11 @@ class Redrive:
                 self._done(report, batch.message_id, batch.receipt_handle)
 
     def _done(self, report: RedriveReport, message_id: str, receipt_handle: str) -> None:
+        report.redriven.append(message_id)
         if self.dry_run:
             self.say(f"  would delete message {message_id}")
             return
         self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=receipt_handle)
-        report.redriven.append(message_id)
 
     def _keep(self, report: RedriveReport, message_id: str, why: str) -> None:
         report.kept[message_id] = why
@@ -147,7 +150,7 @@ class Redrive:
     def _make_visible_again(self, report: RedriveReport, received: dict[str, str]) -> None:
         """Messages not deleted are visible again at once: for the alarm, and a next run."""
         for message_id, receipt_handle in received.items():
-            if message_id in report.redriven:
+            if message_id in report.redriven and not self.dry_run:
                 continue
             self.sqs.change_message_visibility(
                 QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=0
