@@ -27,7 +27,7 @@ import pytest
 from botocore.stub import Stubber
 
 from tests.delivery.support import MOTO_ACCOUNT, PROJECT_DIR, MotoServer, run_deploy
-from tests.infrastructure.templates import TEMPLATE_DIR, load_template
+from tests.infrastructure.templates import TEMPLATE_DIR, Deployment, load_template
 from tools.deploy import calls, policy_check
 from tools.deploy.actions import RunContext, describe_all
 from tools.deploy.artifacts import upload_package
@@ -437,7 +437,8 @@ def resource_actions() -> dict[str, Any]:
 
 
 def types_in(template: dict[str, Any]) -> set[str]:
-    return {str(resource["Type"]) for resource in template.get("Resources", {}).values()}
+    resources_ = template.get("Resources", {}).values()
+    return {str(resource["Type"]) for resource in resources_ if "Type" in resource}
 
 
 def expanded(types: set[str]) -> set[str]:
@@ -453,24 +454,31 @@ def expanded(types: set[str]) -> set[str]:
     return found
 
 
-def types_our_stacks_use() -> dict[str, set[str]]:
-    """Resource types by stack: every stack of tools/deploy/stages.json (a template file,
-    an inline template, or the app stack: `chalice package`'s types plus those
-    .chalice/merge-template.json adds), and every template in cloudformation/."""
-    used = {path.name: types_in(load_template(path.name)) for path in TEMPLATE_DIR.glob("*.yaml")}
+def stack_templates() -> dict[str, tuple[str, dict[str, Any]]]:
+    """Every stack of tools/deploy/stages.json, for the test stage: its name and template
+    (for the app stack, .chalice/merge-template.json, which `chalice package` merges)."""
     stacks: dict[str, Any] = json.loads(STAGES.read_text(encoding="utf-8"))["stacks"]
+    found = {}
     for key, stack in stacks.items():
+        name = str(stack["name"]).format(stage="test")
         if stack.get("template"):
-            used[key] = types_in(load_template(Path(stack["template"]).name))
+            found[key] = (name, load_template(Path(stack["template"]).name))
         elif key == "app":
-            merged = json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8"))
-            added = {str(body["Type"]) for body in merged["Resources"].values() if "Type" in body}
-            used[key] = CHALICE_PACKAGE_TYPES | added
+            found[key] = (name, json.loads(MERGE_TEMPLATE.read_text(encoding="utf-8")))
         else:
             assert key in INLINE_TEMPLATES, f"stack {key}: add its inline template to this test"
             module, function = INLINE_TEMPLATES[key]
-            body = getattr(importlib.import_module(module), function)()
-            used[key] = types_in(json.loads(body))
+            found[key] = (name, json.loads(getattr(importlib.import_module(module), function)()))
+    return found
+
+
+def types_our_stacks_use() -> dict[str, set[str]]:
+    """Resource types by stack: every stack of tools/deploy/stages.json (the app stack's
+    are `chalice package`'s types plus those the merge template adds), and every template
+    in cloudformation/."""
+    used = {path.name: types_in(load_template(path.name)) for path in TEMPLATE_DIR.glob("*.yaml")}
+    for key, (_, template) in stack_templates().items():
+        used[key] = types_in(template) | (CHALICE_PACKAGE_TYPES if key == "app" else set())
     return {stack: expanded(types) for stack, types in used.items()}
 
 
@@ -543,3 +551,107 @@ def test_a_type_the_policy_lacks_fails_the_check() -> None:
     without_queues = [s for s in policy() if not any(a.startswith("sqs:") for a in s.actions)]
     assert not policy_check.allowed(without_queues, "sqs:CreateQueue")
     assert "sqs:CreateQueue" in resource_actions()["resource_types"]["AWS::SQS::Queue"]["create"]
+
+
+# Where a resource's name is, the action that creates it, and its ARN (test stage, region
+# us-west-1, account 111122223333). Resources with no name get CloudFormation's
+# `<stack>-<logical id>-<suffix>`; the app stack's functions and log groups are named in
+# the merge template.
+NAMED_BY = {
+    "AWS::S3::Bucket": ("BucketName", "s3:CreateBucket", "arn:aws:s3:::{}"),
+    "AWS::SQS::Queue": ("QueueName", "sqs:CreateQueue", "arn:aws:sqs:{region}:{account}:{}"),
+    "AWS::DynamoDB::Table": (
+        "TableName",
+        "dynamodb:CreateTable",
+        "arn:aws:dynamodb:{region}:{account}:table/{}",
+    ),
+    "AWS::SecretsManager::Secret": (
+        "Name",
+        "secretsmanager:CreateSecret",
+        "arn:aws:secretsmanager:{region}:{account}:secret:{}-AbCdEf",
+    ),
+    "AWS::CloudWatch::Alarm": (
+        "AlarmName",
+        "cloudwatch:PutMetricAlarm",
+        "arn:aws:cloudwatch:{region}:{account}:alarm:{}",
+    ),
+    "AWS::Logs::LogGroup": (
+        "LogGroupName",
+        "logs:CreateLogGroup",
+        "arn:aws:logs:{region}:{account}:log-group:{}",
+    ),
+    "AWS::Lambda::LayerVersion": (
+        "LayerName",
+        "lambda:PublishLayerVersion",
+        "arn:aws:lambda:{region}:{account}:layer:{}",
+    ),
+    "AWS::IAM::Role": ("RoleName", "iam:CreateRole", "arn:aws:iam::{account}:role/{}"),
+    "AWS::SNS::Topic": ("TopicName", "sns:CreateTopic", "arn:aws:sns:{region}:{account}:{}"),
+    "AWS::SageMaker::Endpoint": (
+        "EndpointName",
+        "sagemaker:CreateEndpoint",
+        "arn:aws:sagemaker:{region}:{account}:endpoint/{}",
+    ),
+}
+# The merge template gives the app stack's functions their names; Chalice gives the type.
+APP_FUNCTIONS = ("APIHandler", "LabelNewImages", "RegisterUploads", "DeliverCallbacks")
+
+
+def named_resources() -> list[tuple[str, str, str]]:
+    """(where, action, ARN) for each resource our stacks create with a name we know."""
+    region = "us-west-1"
+    found = []
+    for key, (stack, template) in stack_templates().items():
+        parameters = {
+            name: str(spec.get("Default", ""))
+            for name, spec in template.get("Parameters", {}).items()
+        }
+        parameters.update(AppStackName="imagelabeller-test")
+        deployment = Deployment(
+            region=region, account_id=ACCOUNT, stack_name=stack, parameters=parameters
+        )
+        for logical_id, resource in template.get("Resources", {}).items():
+            resource_type = resource.get("Type")
+            if key == "app" and logical_id in APP_FUNCTIONS:
+                name = deployment.resolve(resource["Properties"]["FunctionName"])
+                arn = f"arn:aws:lambda:{region}:{ACCOUNT}:function:{name}"
+                found.append((f"{key} {logical_id}", "lambda:CreateFunction", arn))
+                continue
+            if (
+                key == "app"
+                and resource_type is None
+                and "LogGroupName" in resource.get("Properties", {})
+            ):
+                resource_type = "AWS::Logs::LogGroup"
+            if resource_type not in NAMED_BY:
+                continue
+            field, action, pattern = NAMED_BY[resource_type]
+            value = resource.get("Properties", {}).get(field)
+            name = deployment.resolve(value) if value else f"{stack}-{logical_id}-1A2B3C4D5E6F"
+            if resource_type == "AWS::SageMaker::Endpoint":
+                name = name.lower()
+            arn = pattern.format(name, region=region, account=ACCOUNT)
+            found.append((f"{key} {logical_id}", action, arn))
+    return found
+
+
+def test_the_policy_allows_creating_each_resource_under_the_name_it_gets() -> None:
+    statements = policy()
+    named = named_resources()
+    assert len(named) > 20
+    refused = [
+        f"{where}: {action} on {arn}"
+        for where, action, arn in named
+        if not policy_check.allowed(statements, action, arn)
+    ]
+    assert refused == []
+
+
+def test_a_resource_named_outside_our_prefix_is_refused() -> None:
+    statements = policy()
+    assert not policy_check.allowed(
+        statements, "sqs:CreateQueue", f"arn:aws:sqs:us-west-1:{ACCOUNT}:someone-elses-queue"
+    )
+    assert not policy_check.allowed(
+        statements, "dynamodb:DeleteTable", f"arn:aws:dynamodb:us-west-1:{ACCOUNT}:table/Other"
+    )

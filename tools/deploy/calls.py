@@ -83,46 +83,37 @@ def iam_action(service: str, signing_name: str, operation: str) -> str:
 
 def resource_arn(service: str, region: str, params: Mapping[str, Any]) -> str | None:
     """The ARN the call acts on, with `*` for the account; None when we cannot tell."""
-    account = "*"
+    prefix = f"{region}:*"  # region and account of a regional ARN
+
+    def arn_or(name: object, arn: str) -> str:
+        return str(name) if str(name).startswith("arn:") else arn
+
     if service == "s3" and params.get("Bucket"):
-        bucket = params["Bucket"]
         key = params.get("Key")
-        return f"arn:aws:s3:::{bucket}/{key}" if key is not None else f"arn:aws:s3:::{bucket}"
+        return f"arn:aws:s3:::{params['Bucket']}" + (f"/{key}" if key is not None else "")
     if service == "cloudformation" and params.get("StackName"):
-        name = str(params["StackName"])
-        return (
-            name
-            if name.startswith("arn:")
-            else (f"arn:aws:cloudformation:{region}:{account}:stack/{name}/*")
-        )
+        name = params["StackName"]
+        return arn_or(name, f"arn:aws:cloudformation:{prefix}:stack/{name}/*")
     if service == "dynamodb" and params.get("TableName"):
-        return f"arn:aws:dynamodb:{region}:{account}:table/{params['TableName']}"
-    if service == "sqs" and params.get("QueueUrl"):
-        name = str(params["QueueUrl"]).rstrip("/").rsplit("/", 1)[-1]
-        return f"arn:aws:sqs:{region}:{account}:{name}"
-    if service == "sqs" and params.get("QueueName"):
-        return f"arn:aws:sqs:{region}:{account}:{params['QueueName']}"
+        return f"arn:aws:dynamodb:{prefix}:table/{params['TableName']}"
+    if service == "dynamodbstreams" and params.get("StreamArn"):
+        return str(params["StreamArn"])
+    if service == "sqs" and (params.get("QueueUrl") or params.get("QueueName")):
+        name = str(params.get("QueueUrl") or params["QueueName"]).rstrip("/").rsplit("/", 1)[-1]
+        return f"arn:aws:sqs:{prefix}:{name}"
     if service == "lambda" and params.get("FunctionName"):
-        name = str(params["FunctionName"])
-        return (
-            name
-            if name.startswith("arn:")
-            else (f"arn:aws:lambda:{region}:{account}:function:{name}")
-        )
+        name = params["FunctionName"]
+        return arn_or(name, f"arn:aws:lambda:{prefix}:function:{name}")
     if service == "secretsmanager" and params.get("SecretId"):
-        name = str(params["SecretId"])
         # A secret's ARN ends in `-` and six random characters.
-        return (
-            name
-            if name.startswith("arn:")
-            else (f"arn:aws:secretsmanager:{region}:{account}:secret:{name}-??????")
-        )
+        name = params["SecretId"]
+        return arn_or(name, f"arn:aws:secretsmanager:{prefix}:secret:{name}-??????")
     if service == "logs" and params.get("logGroupName"):
-        return f"arn:aws:logs:{region}:{account}:log-group:{params['logGroupName']}"
+        return f"arn:aws:logs:{prefix}:log-group:{params['logGroupName']}"
     if service == "sns" and params.get("TopicArn"):
         return str(params["TopicArn"])
-    if service == "sagemaker" and params.get("EndpointName"):
-        return f"arn:aws:sagemaker:{region}:{account}:endpoint/{params['EndpointName'].lower()}"
+    if service in ("sagemaker", "sagemaker-runtime") and params.get("EndpointName"):
+        return f"arn:aws:sagemaker:{prefix}:endpoint/{str(params['EndpointName']).lower()}"
     return None
 
 
