@@ -22,7 +22,7 @@ setup: $(VENV)/.installed $(MODELS)
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-layer.txt requirements-dev.txt pyproject.toml
 	test -x $(VENV)/bin/python || "$$(scripts/find-python 3.12)" -m venv $(VENV)
 	$(VENV)/bin/pip install $(PIP_FLAGS) -r requirements-dev.txt
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e . --no-deps
@@ -38,7 +38,7 @@ model: $(MODELS)
 
 # Each model is built once, when its file is missing. The build environment is made only
 # when a model must be built (or for `make test`).
-$(MODELS): chalicelib/models/efficientnet-%.onnx:
+$(MODELS): models/efficientnet-%.onnx:
 	$(MAKE) $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/python tools/model/build_model.py --variant $* --out $@
 
@@ -76,5 +76,5 @@ bench: setup
 	$(VENV)/bin/python scripts/bench.py
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) chalicelib/models .chalice/deployments imagelabeller.egg-info \
+	rm -rf $(VENV) $(BUILD_VENV) models .chalice/deployments imagelabeller.egg-info \
 		.pytest_cache .mypy_cache .ruff_cache

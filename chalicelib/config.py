@@ -6,6 +6,7 @@ are applied per request, so callers read settings lazily (see bootstrap.use_case
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import sys
 from collections.abc import Mapping
@@ -15,7 +16,12 @@ from pathlib import Path
 from chalicelib.domain.model_catalogue import CATALOGUE
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-MODELS_DIR = PACKAGE_DIR / "models"
+# Where `make setup` builds the models: outside chalicelib/, which Chalice zips whole. On
+# AWS the model comes from the model layer instead (model_location).
+MODELS_DIR = PACKAGE_DIR.parent / "models"
+# The package the model layer puts on sys.path (/opt/python on Lambda; an emulator may
+# extract layers elsewhere but still adds their python/ folder), holding `<model>.onnx`.
+LAYER_MODELS_PACKAGE = "imagelabeller_models"
 # The models of the catalogue, chalicelib/data/models.json (domain/model_catalogue.py).
 MODEL_NAMES = CATALOGUE.names
 DEFAULT_MODEL = CATALOGUE.default
@@ -38,6 +44,27 @@ class ConfigError(ValueError):
 def model_file(model: str) -> Path:
     """Where `make setup` builds the ONNX file of `model`."""
     return MODELS_DIR / f"{model}.onnx"
+
+
+def model_location(model: str, environ: Mapping[str, str] | None = None) -> Path:
+    """Where the app looks for `model`'s ONNX file, the first of these that exists:
+
+    1. the folder IMAGELABELLER_MODEL_DIR names;
+    2. the folder of the importable package `imagelabeller_models` (the model layer);
+    3. the project's models/ folder, where `make setup` builds it.
+
+    A place that exists wins even without the file, so the error names where it looked.
+    (IMAGELABELLER_MODEL_PATH, one file, overrides all three in Settings.from_environ.)
+    """
+    env = os.environ if environ is None else environ
+    folder = env.get("IMAGELABELLER_MODEL_DIR", "").strip()
+    if folder:
+        return Path(folder).expanduser() / f"{model}.onnx"
+    # find_spec locates the package without importing (running) it.
+    spec = importlib.util.find_spec(LAYER_MODELS_PACKAGE)
+    if spec is not None and spec.origin:
+        return Path(spec.origin).resolve().parent / f"{model}.onnx"
+    return model_file(model)
 
 
 DEFAULT_MODEL_PATH = model_file(DEFAULT_MODEL)
@@ -113,7 +140,9 @@ class Settings:
             labeller=env.choice("LABELLER", LABELLERS, "onnx"),
             data_dir=Path(env.text("DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser(),
             model=model,
-            model_path=Path(env.text("MODEL_PATH", str(model_file(model)))).expanduser(),
+            model_path=Path(
+                env.text("MODEL_PATH", str(model_location(model, env_source)))
+            ).expanduser(),
             allow_private_urls=env.flag("ALLOW_PRIVATE_URLS", False),
             limits=Limits(
                 max_image_bytes=env.integer("MAX_IMAGE_BYTES", Limits.max_image_bytes),

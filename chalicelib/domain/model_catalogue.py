@@ -18,7 +18,7 @@ CATALOGUE_FILE = Path(__file__).resolve().parent.parent / "data" / "models.json"
 
 @dataclass(frozen=True)
 class CataloguedModel:
-    # IMAGELABELLER_MODEL's value, and the name of its file in chalicelib/models/.
+    # IMAGELABELLER_MODEL's value, and the name of its file (config.model_location).
     name: str
     # The side of the square input its weights expect, in pixels.
     input_size: int

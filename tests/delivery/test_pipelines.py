@@ -71,7 +71,7 @@ def test_bitbucket_main_tests_first_then_deploys_the_five_stages_in_order() -> N
     first, *deploys = bitbucket_main_steps()
 
     assert "make test" in script_text(first)
-    assert "chalicelib/models/**" in first["artifacts"]
+    assert "models/**" in first["artifacts"]
     assert [step["deployment"] for step in deploys] == DEPLOY_ORDER
     for stage, step in zip(DEPLOY_ORDER, deploys, strict=True):
         script = script_text(step)
@@ -136,7 +136,7 @@ def test_github_lint_and_tests_first_with_both_pythons() -> None:
     assert job_runs(first) == ["make test"]
     versions = str(job_uses(first, "actions/setup-python")["with"]["python-version"]).split()
     assert versions == ["3.11", "3.12"]
-    assert job_uses(first, "actions/upload-artifact")["with"]["path"] == "chalicelib/models/"
+    assert job_uses(first, "actions/upload-artifact")["with"]["path"] == "models/"
 
 
 def test_github_deploys_the_five_stages_in_order_each_through_scripts_deploy() -> None:

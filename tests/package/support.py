@@ -10,7 +10,6 @@ import fcntl
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import zipfile
@@ -22,7 +21,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from tools.deploy.package_models import keep_only_model
+from tools.deploy.model_layer import LAYER_ZIP, build_model_layer
+from tools.deploy.package_models import check_package
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CHALICE_DIR = PROJECT_DIR / ".chalice"
@@ -53,7 +53,7 @@ class Stage:
     region: str
     labeller: str
     log_retention_days: int
-    model: str = "efficientnet-lite0"  # the only model its package carries
+    model: str = "efficientnet-lite0"  # the only model its layer carries
 
     def __str__(self) -> str:
         return self.name
@@ -84,9 +84,9 @@ class Packaged:
         return self.directory / "deployment.zip"
 
     @property
-    def unpruned_zip_path(self) -> Path:
-        """The zip as `chalice package` wrote it, with every model (kept on request)."""
-        return self.directory / "deployment-every-model.zip"
+    def layer_path(self) -> Path:
+        """The model layer scripts/deploy builds beside the zip (tools/deploy/model_layer.py)."""
+        return self.directory / LAYER_ZIP
 
     @property
     def template(self) -> dict[str, Any]:
@@ -142,9 +142,9 @@ def chalice_deployments_lock() -> Iterator[None]:
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def chalice_package(stage: Stage, out_dir: Path, keep_unpruned: bool = False) -> Packaged:
-    """What the deploy's packaging step writes: `chalice package`, then only the stage's
-    model left in deployment.zip (tools/deploy/package_models.py)."""
+def chalice_package(stage: Stage, out_dir: Path) -> Packaged:
+    """What the deploy's packaging step writes: `chalice package`, deployment.zip checked
+    to hold no model (tools/deploy/package_models.py), and the stage's model layer."""
     target = out_dir / stage.name
     command = [
         str(CHALICE),
@@ -168,9 +168,8 @@ def chalice_package(stage: Stage, out_dir: Path, keep_unpruned: bool = False) ->
         f"{' '.join(command)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     )
     packaged = Packaged(stage, target)
-    if keep_unpruned:
-        shutil.copyfile(packaged.zip_path, packaged.unpruned_zip_path)
-    keep_only_model(packaged.zip_path, stage.model)
+    check_package(packaged.zip_path)
+    build_model_layer(packaged.layer_path, stage.model)
     return packaged
 
 

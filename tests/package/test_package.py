@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from chalicelib import config
-from chalicelib.config import PLACEHOLDER_STREAM_ARN, Limits, Settings, model_file
+from chalicelib.config import LAYER_MODELS_PACKAGE, PLACEHOLDER_STREAM_ARN, Limits, Settings
 from chalicelib.http import responses
 from tests.infrastructure.templates import Deployment, load_template
 from tests.package.support import (
@@ -53,10 +53,10 @@ from tests.package.support import (
     wheel_tags,
 )
 from tests.support import photo_png
+from tools.deploy.model_layer import build_model_layer
 from tools.deploy.package_models import (
-    ModelNotPackaged,
-    keep_only_model,
-    model_entry,
+    ModelInPackage,
+    check_package,
     packaged_models,
     unix_mode,
 )
@@ -96,7 +96,9 @@ LOG_GROUPS = {
     CALLBACK_FUNCTION: "DeliverCallbacksLogGroup",
 }
 CLASS_NAMES_IN_ZIP = "chalicelib/data/imagenet_classes.json"
-NATIVE_DISTRIBUTIONS = {"onnxruntime": "onnxruntime", "numpy": "numpy", "pillow": "PIL"}
+NATIVE_DISTRIBUTIONS = {"numpy": "numpy", "pillow": "PIL"}  # onnxruntime: the layer's
+# Lambda's limit for a zip uploaded directly, as `chalice deploy` does, is 50 MiB: a margin.
+DIRECT_UPLOAD_BUDGET = 45 * 2**20
 
 by_stage = pytest.mark.parametrize("stage", STAGES, ids=str)
 
@@ -106,10 +108,7 @@ def packages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Packaged]:
     out_dir = tmp_path_factory.mktemp("chalice-package")
     # One stage after another: the first builds the cached zip that the others reuse.
     with chalice_deployments_lock():
-        return {
-            stage.name: chalice_package(stage, out_dir, keep_unpruned=stage == STAGES[0])
-            for stage in STAGES
-        }
+        return {stage.name: chalice_package(stage, out_dir) for stage in STAGES}
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +118,15 @@ def unzipped(packages: dict[str, Packaged], tmp_path_factory: pytest.TempPathFac
     with zipfile.ZipFile(packages[STAGES[0].name].zip_path) as archive:
         archive.extractall(task)
     return task
+
+
+@pytest.fixture(scope="session")
+def unzipped_layer(packages: dict[str, Packaged], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `test` stage's model layer unpacked, as Lambda unpacks it into /opt."""
+    opt = tmp_path_factory.mktemp("opt")
+    with zipfile.ZipFile(packages[STAGES[0].name].layer_path) as archive:
+        archive.extractall(opt)
+    return opt
 
 
 def deployment(stage: Stage) -> Deployment:
@@ -547,34 +555,33 @@ def test_a_stage_choosing_lite2_packages_lite2_and_an_unknown_model_is_refused()
         load_stage("test", config)
 
 
-def test_a_package_without_the_stages_model_is_refused(tmp_path: Path) -> None:
+def test_a_package_with_a_model_left_in_chalicelib_is_refused(tmp_path: Path) -> None:
     package = tmp_path / "deployment.zip"
     with zipfile.ZipFile(package, "w") as archive:
         archive.writestr("app.py", "")
-        archive.writestr(model_entry("efficientnet-lite0"), b"model")
+        archive.writestr("chalicelib/models/efficientnet-lite0.onnx", b"model")
     before = package.read_bytes()
-    with pytest.raises(ModelNotPackaged, match="make setup"):
-        keep_only_model(package, "efficientnet-lite2")
+    with pytest.raises(ModelInPackage, match="chalicelib/models/efficientnet-lite0"):
+        check_package(package)
     assert package.read_bytes() == before
-    assert keep_only_model(package, "efficientnet-lite0") == []
 
 
-def test_packaging_makes_a_model_exported_0600_readable_by_lambda(tmp_path: Path) -> None:
+def test_packaging_makes_a_file_written_0600_readable_by_lambda(tmp_path: Path) -> None:
     package = tmp_path / "deployment.zip"
     with zipfile.ZipFile(package, "w") as archive:
         archive.writestr(zipfile.ZipInfo("app.py"), "")
-        private = zipfile.ZipInfo(model_entry("efficientnet-lite0"))
+        private = zipfile.ZipInfo("chalicelib/data/imagenet_classes.json")
         private.external_attr = 0o100600 << 16
-        archive.writestr(private, b"model")
+        archive.writestr(private, b"[]")
         tool = zipfile.ZipInfo("bin/tool")
         tool.external_attr = 0o100700 << 16
         archive.writestr(tool, b"#!")
-    assert keep_only_model(package, "efficientnet-lite0") == []
+    check_package(package)
     with zipfile.ZipFile(package) as archive:
         modes = {entry.filename: unix_mode(entry) for entry in archive.infolist()}
     assert modes == {
         "app.py": 0o644,  # zipfile's 0600 for a ZipInfo of its own
-        model_entry("efficientnet-lite0"): 0o100644,
+        "chalicelib/data/imagenet_classes.json": 0o100644,
         "bin/tool": 0o100755,
     }
 
@@ -594,39 +601,38 @@ def test_every_file_of_the_package_is_readable_by_all(
 
 
 @by_stage
-def test_package_holds_only_the_stages_model_and_the_class_names(
+def test_package_holds_no_model_but_the_class_names(
     stage: Stage, packages: dict[str, Packaged]
 ) -> None:
     with zipfile.ZipFile(packages[stage.name].zip_path) as archive:
-        assert packaged_models(archive) == [model_entry(stage.model)]
-        assert archive.read(model_entry(stage.model)) == model_file(stage.model).read_bytes()
+        assert packaged_models(archive) == []
+        assert not any(name.startswith("onnxruntime") for name in archive.namelist())
         class_names = json.loads(archive.read(CLASS_NAMES_IN_ZIP))
     assert len(class_names) == 1000
     assert class_names[967] == "espresso"
 
 
-def test_only_the_other_models_are_left_out_of_the_package(
-    packages: dict[str, Packaged],
+@by_stage
+def test_model_layer_holds_onnxruntime_and_only_the_stages_model(
+    stage: Stage, packages: dict[str, Packaged]
 ) -> None:
-    packaged = packages[STAGES[0].name]
-    with zipfile.ZipFile(packaged.unpruned_zip_path) as everything:
-        every_model = set(packaged_models(everything))
-        before = {entry.filename: entry for entry in everything.infolist()}
-    with zipfile.ZipFile(packaged.zip_path) as pruned:
-        after = {entry.filename: entry for entry in pruned.infolist()}
-    # chalice packs every model `make setup` built; the stage's own is the one that stays.
-    assert {model_entry(name) for name in config.MODEL_NAMES} <= every_model
-    assert set(before) - set(after) == every_model - {model_entry(packaged.stage.model)}
-    assert list(after) == [name for name in before if name in after]  # in the same order
-    for name, entry in after.items():
-        kept = before[name]
-        assert (entry.CRC, entry.file_size, entry.date_time) == (
-            kept.CRC,
-            kept.file_size,
-            kept.date_time,
-        ), name
-        # The same mode, but readable by all (read bits, and exec bits for executables).
-        assert unix_mode(entry) & ~0o555 == unix_mode(kept) & ~0o555, name
+    with zipfile.ZipFile(packages[stage.name].layer_path) as archive:
+        names = archive.namelist()
+        model = f"python/{LAYER_MODELS_PACKAGE}/{stage.model}.onnx"
+        ours = f"python/{LAYER_MODELS_PACKAGE}/"
+        assert [name for name in names if name.startswith(ours) and name.endswith(".onnx")] == [
+            model
+        ]
+        assert archive.read(model) == config.model_file(stage.model).read_bytes()
+        assert f"python/{LAYER_MODELS_PACKAGE}/__init__.py" in names
+        assert "python/onnxruntime/__init__.py" in names
+        assert all(name.startswith("python/") for name in names)
+        tags = wheel_tags(archive, "python/onnxruntime")
+    for tag in tags:
+        python, abi, platform = tag.split("-")
+        assert (python, abi) == ("cp312", "cp312"), tag
+        glibc = manylinux_glibc(platform)
+        assert glibc is not None and glibc <= LAMBDA_GLIBC, tag
 
 
 def test_native_dependencies_are_built_for_lambda_python_3_12_on_x86_64(
@@ -652,20 +658,32 @@ def test_native_dependencies_are_built_for_lambda_python_3_12_on_x86_64(
         assert foreign == []
 
 
-def test_package_fits_lambdas_unzipped_limit(packages: dict[str, Packaged]) -> None:
-    zip_path = packages[STAGES[0].name].zip_path
+def unzipped_size(zip_path: Path) -> int:
     with zipfile.ZipFile(zip_path) as archive:
-        unzipped = sum(info.file_size for info in archive.infolist())
-    zipped = zip_path.stat().st_size
+        return sum(info.file_size for info in archive.infolist())
+
+
+def test_package_fits_chalice_deploys_direct_upload_and_with_the_layer_lambdas_limit(
+    packages: dict[str, Packaged],
+) -> None:
+    """`chalice deploy` uploads the zip in the CreateFunction call: at most 50 MiB. Lambda
+    counts the function and its layers together against 250 MiB unzipped."""
+    packaged = packages[STAGES[0].name]
+    zipped = packaged.zip_path.stat().st_size
+    unzipped = unzipped_size(packaged.zip_path)
+    layer_zipped = packaged.layer_path.stat().st_size
+    layer_unzipped = unzipped_size(packaged.layer_path)
     figures = (
-        f"deployment.zip with the ONNX labeller ({STAGES[0].model} only): "
-        f"{zipped / 1e6:.1f} MB zipped "
-        f"({zipped / 2**20:.1f} MiB), {unzipped / 1e6:.1f} MB unzipped "
-        f"({unzipped / 2**20:.1f} MiB); Lambda allows {LAMBDA_UNZIPPED_LIMIT / 2**20:.0f} MiB"
+        f"deployment.zip: {zipped / 1e6:.1f} MB zipped ({zipped / 2**20:.1f} MiB), "
+        f"{unzipped / 1e6:.1f} MB unzipped; model-layer.zip ({STAGES[0].model}): "
+        f"{layer_zipped / 1e6:.1f} MB zipped, {layer_unzipped / 1e6:.1f} MB unzipped; "
+        f"together {(unzipped + layer_unzipped) / 2**20:.0f} MiB unzipped of Lambda's "
+        f"{LAMBDA_UNZIPPED_LIMIT / 2**20:.0f} MiB"
     )
     print(figures)
     SUMMARY.append(figures)
-    assert unzipped < LAMBDA_UNZIPPED_LIMIT
+    assert zipped < DIRECT_UPLOAD_BUDGET
+    assert unzipped + layer_unzipped < LAMBDA_UNZIPPED_LIMIT
 
 
 def test_package_leaves_out_boto3_and_what_only_development_needs(
@@ -694,7 +712,8 @@ import json, sys
 from pathlib import Path
 
 task = Path(sys.argv[1]).resolve()
-sys.path.insert(0, str(task))
+# As on Lambda: the function's code first, then the layer's python/ folder (/opt/python).
+sys.path[:0] = [str(task), str(Path(sys.argv[3]).resolve() / "python")]
 
 from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.config import Settings
@@ -743,55 +762,60 @@ def run_bare_python(
     return answer
 
 
-def test_packaged_code_finds_the_model_and_labels_a_real_photo(
-    unzipped: Path, tmp_path: Path
+def test_packaged_code_finds_the_model_in_the_layer_and_labels_a_real_photo(
+    unzipped: Path, unzipped_layer: Path, tmp_path: Path
 ) -> None:
     photo = tmp_path / "coffee.png"
     photo.write_bytes(photo_png("coffee"))
 
-    answer = run_bare_python(LABEL_SCRIPT, str(unzipped), str(photo), cwd=tmp_path)
+    answer = run_bare_python(
+        LABEL_SCRIPT, str(unzipped), str(photo), str(unzipped_layer), cwd=tmp_path
+    )
 
     assert answer["python"] == [3, 12]
-    assert Path(answer["model_path"]).is_relative_to(unzipped)
+    layer_models = unzipped_layer / "python" / LAYER_MODELS_PACKAGE
+    assert answer["model_path"] == str(layer_models / "efficientnet-lite0.onnx")
     assert answer["model_id"] == "efficientnet-lite0/onnx"
     for module, path in answer["modules"].items():
-        assert Path(path).is_relative_to(unzipped), f"{module} came from {path}"
+        where = unzipped_layer if module == "onnxruntime" else unzipped
+        assert Path(path).is_relative_to(where), f"{module} came from {path}"
     assert answer["from_site_packages"] == []
     assert answer["aws_sdk_imported"] == [], "the ONNX path should not need the AWS SDK"
     assert answer["error"] is None
     assert answer["labels"][0] == "espresso", answer["labels"]
 
 
-def test_package_for_a_stage_choosing_lite2_carries_it_alone_and_labels_with_it(
-    packages: dict[str, Packaged], tmp_path: Path
+def test_a_stage_choosing_lite2_gets_a_layer_with_it_alone_and_labels_with_it(
+    unzipped: Path, tmp_path: Path
 ) -> None:
-    lite2_zip = tmp_path / "deployment.zip"
-    dropped = keep_only_model(
-        packages[STAGES[0].name].unpruned_zip_path, "efficientnet-lite2", lite2_zip
-    )
-    assert model_entry("efficientnet-lite0") in dropped
-    task = tmp_path / "var-task"
-    with zipfile.ZipFile(lite2_zip) as archive:
-        assert packaged_models(archive) == [model_entry("efficientnet-lite2")]
-        archive.extractall(task)
+    layer_zip = build_model_layer(tmp_path / "model-layer.zip", "efficientnet-lite2")
+    opt = tmp_path / "opt"
+    with zipfile.ZipFile(layer_zip) as archive:
+        ours = f"python/{LAYER_MODELS_PACKAGE}/"
+        assert [n for n in archive.namelist() if n.startswith(ours) and n.endswith(".onnx")] == [
+            f"{ours}efficientnet-lite2.onnx"
+        ]
+        archive.extractall(opt)
     photo = tmp_path / "coffee.png"
     photo.write_bytes(photo_png("coffee"))
 
     answer = run_bare_python(
         LABEL_SCRIPT,
-        str(task),
+        str(unzipped),
         str(photo),
+        str(opt),
         cwd=tmp_path,
         environment={"IMAGELABELLER_MODEL": "efficientnet-lite2"},
     )
 
-    assert answer["model_path"] == str(task / model_entry("efficientnet-lite2"))
+    assert answer["model_path"] == str(
+        opt / "python" / LAYER_MODELS_PACKAGE / "efficientnet-lite2.onnx"
+    )
     assert answer["model_id"] == "efficientnet-lite2/onnx"
     assert answer["error"] is None
     assert answer["labels"][0] == "espresso", answer["labels"]
-    size = lite2_zip.stat().st_size
-    figures = f"deployment.zip with efficientnet-lite2 only: {size / 1e6:.1f} MB zipped"
-    SUMMARY.append(figures)
+    size = layer_zip.stat().st_size
+    SUMMARY.append(f"model-layer.zip with efficientnet-lite2: {size / 1e6:.1f} MB zipped")
 
 
 # What the python3.12 Lambda runtime adds to the function's code: the AWS SDK.

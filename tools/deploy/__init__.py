@@ -7,6 +7,9 @@ docs/DEPLOY.md says what each step creates and how to roll back. The modules:
 - `actions`: what one step does, described (dry run) or done (boto3, subprocesses);
 - `cloudformation`: create or update a stack and wait for it;
 - `artifacts`: the artifacts bucket and the upload of the Lambda package;
-- `package_models`: only the stage's model in the Lambda package;
+- `package_models`: no model in the Lambda package (the model layer has it);
+- `model_layer`: the model layer (onnxruntime and the stage's model) and its stack;
+- `intrinsics`, `chalice_stage`, `configure`: `scripts/configure-stage`, which makes
+  `chalice deploy --stage <stage>` work once the stacks exist;
 - `cli`: the command line.
 """

@@ -20,8 +20,9 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from tools.deploy import artifacts, calls
+from tools.deploy.chalice_stage import configured_for_chalice_deploy
 from tools.deploy.cloudformation import DeployError, StackRequest, deploy_stack
-from tools.deploy.package_models import ModelNotPackaged, keep_only_model, model_entry
+from tools.deploy.package_models import ModelInPackage, check_package
 from tools.deploy.settings import PROJECT_DIR, relative
 
 Say = Callable[[str], None]
@@ -217,13 +218,12 @@ class DeployStack:
 
 @dataclass(frozen=True)
 class PackageFunctions:
-    """`chalice package` with the merge template: sam.json and deployment.zip, which then
-    keeps only the stage's model."""
+    """`chalice package` with the merge template: sam.json and deployment.zip, which holds
+    no model (the model layer does: tools/deploy/model_layer.py)."""
 
     stage: str
     region: str
     out_dir: Path
-    model: str
 
     def command(self) -> list[str]:
         return [
@@ -246,10 +246,13 @@ class PackageFunctions:
     def describe(self) -> list[str]:
         return [
             f"run AWS_DEFAULT_REGION={self.region} {self.shown_command()} (calls no AWS)",
-            f"rewrite {relative(self.zip_path)} with no model but {model_entry(self.model)}",
+            f"check {relative(self.zip_path)} holds no model, every file readable by all",
         ]
 
     def run(self, context: RunContext) -> None:
+        refusal = configured_for_chalice_deploy(self.stage)
+        if refusal:
+            raise DeployError(refusal)
         shutil.rmtree(self.out_dir, ignore_errors=True)
         self.out_dir.parent.mkdir(parents=True, exist_ok=True)
         context.say(f"packaging: {self.shown_command()}")
@@ -259,11 +262,9 @@ class PackageFunctions:
         if finished.returncode != 0:
             raise DeployError(f"chalice package exited {finished.returncode}")
         try:
-            dropped = keep_only_model(self.zip_path, self.model)
-        except ModelNotPackaged as error:
+            check_package(self.zip_path)
+        except ModelInPackage as error:
             raise DeployError(str(error)) from error
-        if dropped:
-            context.say(f"left out of the package: {', '.join(dropped)}")
 
 
 @dataclass(frozen=True)

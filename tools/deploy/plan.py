@@ -4,7 +4,8 @@
 2. s3: the image bucket stack;
 3. dynamodb: the label table stack (its stream feeds the labelling function);
    then secrets: the webhook secret's stack (deliver_callbacks reads it by its ARN);
-4. functions: `chalice package`, the upload to the artifacts bucket, the app stack;
+4. functions: `chalice package`, the model layer (its own stack), the upload to the
+   artifacts bucket, the app stack;
 5. alarms: the alarms stack, which watches the app stack (and the endpoint);
 6. system-tests: `pytest tests/system/test_api.py` against the deployed API.
 
@@ -34,6 +35,13 @@ from tools.deploy.actions import (
 )
 from tools.deploy.artifacts import artifacts_template_body
 from tools.deploy.jumpstart import model_problems
+from tools.deploy.model_layer import (
+    APP_LAYER_PARAMETER,
+    LAYER_ARN_OUTPUT,
+    BuildModelLayer,
+    UploadModelLayer,
+    layer_template_body,
+)
 from tools.deploy.regions import missing_services, services_used
 from tools.deploy.settings import (
     PROJECT_DIR,
@@ -168,6 +176,8 @@ def functions_step(stage: StageSettings, package_dir: Path) -> Step:
     app_stack = stage.stack("app")
     bucket = StackOutput(artifacts_stack.name, ARTIFACTS_BUCKET_OUTPUT)
     template_url = Produced("app-template-url", "URL of the uploaded packaged.json")
+    layer_stack = stage.stack("layer")
+    layer_key = Produced("model-layer-key", "key of the uploaded model-layer.zip")
     actions: tuple[Action, ...] = (
         DeployStack(
             region=stage.region,
@@ -176,7 +186,17 @@ def functions_step(stage: StageSettings, package_dir: Path) -> Step:
             capabilities=artifacts_stack.capabilities,
             tags=tags(stage),
         ),
-        PackageFunctions(stage.name, stage.region, package_dir, stage.model),
+        PackageFunctions(stage.name, stage.region, package_dir),
+        BuildModelLayer(package_dir, stage.model),
+        UploadModelLayer(stage.region, bucket, package_dir, layer_key),
+        DeployStack(
+            region=stage.region,
+            stack=layer_stack.name,
+            template=InlineTemplate("inline: tools/deploy/model_layer.py", layer_template_body()),
+            capabilities=layer_stack.capabilities,
+            tags=tags(stage),
+            parameters={"ContentBucket": bucket, "ContentKey": layer_key},
+        ),
         UploadPackage(stage.name, stage.region, bucket, package_dir, template_url),
         DeployStack(
             region=stage.region,
@@ -184,9 +204,13 @@ def functions_step(stage: StageSettings, package_dir: Path) -> Step:
             template=TemplateAt(template_url),
             capabilities=app_stack.capabilities,
             tags=tags(stage),
+            parameters={APP_LAYER_PARAMETER: StackOutput(layer_stack.name, LAYER_ARN_OUTPUT)},
         ),
     )
-    summary = f"package with chalice, upload, deploy the app stack {app_stack.name}"
+    summary = (
+        f"package with chalice, the model layer (stack {layer_stack.name}), upload, deploy "
+        f"the app stack {app_stack.name}"
+    )
     return Step("functions", summary, actions)
 
 

@@ -30,7 +30,7 @@ NEVER_DEPLOYED = ("local", "local-aws")
 LONGEST_FUNCTION_SUFFIX = "-deliver_callbacks"
 MAX_APP_STACK_NAME = 64 - len(LONGEST_FUNCTION_SUFFIX)
 STACK_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9-]{0,127}$")
-STACK_KEYS = ("sagemaker", "s3", "dynamodb", "secrets", "artifacts", "app", "alarms")
+STACK_KEYS = ("sagemaker", "s3", "dynamodb", "secrets", "artifacts", "layer", "app", "alarms")
 LABELLERS = ("onnx", "sagemaker")
 
 

@@ -5,7 +5,7 @@ onnxruntime, numpy and Pillow. The variants are the models of the catalogue,
 chalicelib/data/models.json (read by catalogue.py beside this file). Usage:
 
     python tools/model/build_model.py --variant lite0 \
-        --out chalicelib/models/efficientnet-lite0.onnx
+        --out models/efficientnet-lite0.onnx
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ The Makefile and build_model.py read it here: build_model.py runs in PyTorch's P
 environment, where chalicelib cannot be imported, so this reads the JSON with the
 standard library only (chalicelib/domain/model_catalogue.py is the service's reader).
 
-    python3 tools/model/catalogue.py --files   # chalicelib/models/<name>.onnx, one per model
+    python3 tools/model/catalogue.py --files   # models/<name>.onnx, one per model
 """
 
 from __future__ import annotations
@@ -16,7 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 CATALOGUE_FILE = ROOT / "chalicelib" / "data" / "models.json"
-MODELS_FOLDER = "chalicelib/models"
+# Outside chalicelib/, which Chalice zips whole: the model reaches Lambda in a layer.
+MODELS_FOLDER = "models"
 
 
 def input_sizes() -> dict[str, int]:
