@@ -6,14 +6,16 @@ the handler does not raise, so the shard moves on."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from chalice.test import Client
 
-from chalicelib.adapters.sqlite import SqliteChangeLog
+from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteLabelTable
 from chalicelib.bootstrap import components
+from chalicelib.domain.models import ImageRecord
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from tests.api.test_routes import body, local_stage, upload
 from tests.support import solid_image
@@ -70,3 +72,34 @@ def test_a_poison_record_fails_alone_and_the_stream_moves_on(client: Client) -> 
     # The writes labelling made are on the change log too; delivering them labels nothing.
     while poller.deliver_pending():
         pass
+
+
+def test_a_busy_database_is_raised_for_the_stream_to_deliver_the_batch_again(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bootstrap hands local mode the SQLite classifier: a locked database is no poison."""
+    image_id = body(upload(client, solid_image(size=(60, 40))))["image_id"]
+    database = components().database
+    assert database is not None
+    poller = LocalStreamPoller(
+        SqliteStreamSource(SqliteChangeLog(database), "arn:test"),
+        lambda event, context: client.lambda_.invoke("label_new_images", event),
+        batch_size=16,
+        poll_seconds=0.01,
+    )
+    real_get = SqliteLabelTable.get
+
+    def busy_get(table: SqliteLabelTable, wanted: str) -> ImageRecord | None:
+        if wanted == image_id:
+            locked = sqlite3.OperationalError("database is locked")
+            locked.sqlite_errorcode = sqlite3.SQLITE_BUSY
+            raise locked
+        return real_get(table, wanted)
+
+    monkeypatch.setattr(SqliteLabelTable, "get", busy_get)
+    with pytest.raises(sqlite3.OperationalError):
+        poller.deliver_pending()
+    monkeypatch.setattr(SqliteLabelTable, "get", real_get)
+    assert body(client.http.get(f"/images/{image_id}"))["status"] == "NOT_CLASSIFIED"
+    assert poller.deliver_pending() == 1  # the same record, delivered again
+    assert body(client.http.get(f"/images/{image_id}"))["status"] == "CLASSIFIED"

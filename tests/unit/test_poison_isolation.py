@@ -373,3 +373,13 @@ def test_a_busy_database_and_a_full_disk_are_transient_other_sqlite_errors_are_n
     assert transient.sqlite_transient(StorageFull("the record store is full"))
     assert not transient.sqlite_transient(no_table)
     assert not transient.sqlite_transient(KeyError("Image"))
+
+
+def test_the_composition_root_hands_each_backend_its_own_classifier() -> None:
+    from chalicelib.bootstrap import _transient_check
+    from chalicelib.config import Settings
+
+    aws = Settings.from_environ({"IMAGELABELLER_BACKEND": "aws"})
+    local = Settings.from_environ({"IMAGELABELLER_BACKEND": "local"})
+    assert _transient_check(aws) is transient.aws_transient
+    assert _transient_check(local) is transient.sqlite_transient
