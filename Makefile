@@ -1,7 +1,7 @@
 # ImageLabeller (README, "Which command when"):
 #   make run     serves the API locally: needs .venv and the models; installs nothing as root
 #   make check   ruff, mypy and the fast tests (`pytest -m fast`), with .venv alone, < 1 min
-#   make test    every test: also the PyTorch environment, the models and Chromium (root)
+#   make test    every test: also the PyTorch environment, the models, MiniStack and Chromium (root)
 #   make bench   the speed figures of docs/PERFORMANCE.md
 # Each sets up what it needs first (idempotent; nothing is rebuilt that is up to date).
 
@@ -9,6 +9,7 @@ SHELL := /bin/bash
 PORT ?= 8000
 VENV := .venv
 BUILD_VENV := .build-venv
+EMULATOR_VENV := .ministack-venv
 # Every model IMAGELABELLER_MODEL can choose: the catalogue, chalicelib/data/models.json.
 MODELS := $(shell python3 tools/model/catalogue.py --files)
 ifeq ($(strip $(MODELS)),)
@@ -16,7 +17,7 @@ $(error no model files: `python3 tools/model/catalogue.py --files` must list cha
 endif
 PIP_FLAGS := --quiet --disable-pip-version-check
 
-.PHONY: setup venv model browser run check typecheck fast-tests test lint bench clean
+.PHONY: setup venv model browser emulator run check typecheck fast-tests test lint bench clean
 
 setup: $(VENV)/.installed $(MODELS)
 
@@ -35,6 +36,15 @@ $(BUILD_VENV)/.installed: requirements-build.txt
 	touch $@
 
 model: $(MODELS)
+
+# MiniStack, the local AWS of the deploy rehearsal (tests/rehearsal), alone in its venv:
+# the Lambda code it runs must find its packages in the deployment zip, not here.
+emulator: $(EMULATOR_VENV)/.installed
+
+$(EMULATOR_VENV)/.installed: requirements-emulator.txt
+	test -x $(EMULATOR_VENV)/bin/python || "$$(scripts/find-python 3.12)" -m venv $(EMULATOR_VENV)
+	$(EMULATOR_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-emulator.txt
+	touch $@
 
 # Each model is built once, when its file is missing. The build environment is made only
 # when a model must be built (or for `make test`).
@@ -69,12 +79,12 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: setup $(BUILD_VENV)/.installed browser lint
+test: setup $(BUILD_VENV)/.installed $(EMULATOR_VENV)/.installed browser lint
 	$(VENV)/bin/python -m pytest
 
 bench: setup
 	$(VENV)/bin/python scripts/bench.py
 
 clean:
-	rm -rf $(VENV) $(BUILD_VENV) models .chalice/deployments imagelabeller.egg-info \
+	rm -rf $(VENV) $(BUILD_VENV) $(EMULATOR_VENV) models .chalice/deployments imagelabeller.egg-info \
 		.pytest_cache .mypy_cache .ruff_cache

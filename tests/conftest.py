@@ -44,6 +44,8 @@ COST_BY_PATH: dict[str, str | None] = {
     "tests/openapi/": "slow",
     "tests/openapi/test_document.py": None,
     "tests/package/": "package",
+    # MiniStack runs the deploy for real: scripts/deploy, the Lambda code, the system tests.
+    "tests/rehearsal/": "emulator",
     "tests/system/": "slow",
     "tests/web/test_page.py": "browser",
 }

@@ -221,7 +221,12 @@ def test_sagemaker_alarms_exist_only_with_an_endpoint_and_watch_its_variant() ->
     for (namespace, *_), alarm in metric_alarms().items():
         sagemaker = namespace == "AWS/SageMaker"
         assert (alarm.get("Condition") == "HasEndpoint") is sagemaker, alarm
-    assert "Condition" not in failed_share_alarm()
+    # Left out only for an emulator that refuses metric math (MetricMathAlarms=false).
+    assert failed_share_alarm()["Condition"] == "WithMetricMath"
+    assert template["Parameters"]["MetricMathAlarms"]["Default"] == "true"
+    assert template["Conditions"]["WithMetricMath"] == {
+        "Fn::Equals": [{"Ref": "MetricMathAlarms"}, "true"]
+    }
 
 
 def test_model_latency_threshold_is_in_microseconds() -> None:

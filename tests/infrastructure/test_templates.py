@@ -77,6 +77,7 @@ EXPECTED_PARAMETERS: dict[str, dict[str, Any]] = {
         "EndpointName": "",
         "AlarmEmail": "",
         "FailedImagesPercentThreshold": 5,
+        "MetricMathAlarms": "true",
     },
 }
 # What sagemaker.image_uris / model_uris give for the JumpStart model in us-west-2.

@@ -99,7 +99,7 @@ class MiniStack:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        shutil.rmtree(self.folder / "tmp", ignore_errors=True)
+        shutil.rmtree(self.folder, ignore_errors=True)
 
     def client(self, service: str) -> object:
         import boto3

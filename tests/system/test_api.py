@@ -75,6 +75,9 @@ def test_photos_submitted_by_url_and_upload_become_correctly_classified(target: 
     assert label.split(", ")[0] in EXPECTED_TOP_LABELS["motorcycle"]
     assert len(label.split(", ")) == 5
 
+    top_label = api.record(by_url)["labels"][0]["name"]
+    assert by_url in api.images_with_label(top_label)
+
 
 def test_a_photo_uploaded_with_an_upload_form_becomes_correctly_classified(
     target: Target,
@@ -171,6 +174,12 @@ def test_deeply_nested_json_is_a_bad_request_not_a_crash(target: Target) -> None
     assert requests.get(f"{base}/health", timeout=30).status_code == 200
 
 
+# MiniStack does not read the gateway responses Chalice's swagger carries
+# (`x-amazon-apigateway-gateway-responses`); AWS does. tests/rehearsal deploys there.
+@pytest.mark.skipif(
+    bool(os.environ.get("IMAGELABELLER_DEPLOY_EMULATOR")),
+    reason="the emulator answers a path with no route itself (403), without our gateway responses",
+)
 def test_a_path_no_route_takes_answers_404_in_our_error_shape(target: Target) -> None:
     base = target.api.base_url
     for response in (

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from tools.deploy import artifacts, calls
 from tools.deploy.chalice_stage import configured_for_chalice_deploy
 from tools.deploy.cloudformation import DeployError, StackRequest, deploy_stack
+from tools.deploy.emulator import Emulator, override_function_settings
 from tools.deploy.package_models import ModelInPackage, check_package
 from tools.deploy.settings import PROJECT_DIR, relative
 
@@ -39,10 +40,11 @@ TEMPLATE_BODY_LIMIT = 51_200
 class RunContext:
     """What a real run shares between its actions: boto3 clients and results so far."""
 
-    def __init__(self, say: Say) -> None:
+    def __init__(self, say: Say, emulator: Emulator | None = None) -> None:
         import boto3
 
         self.say = say
+        self.emulator = emulator
         self._session = boto3.session.Session()
         recorder = calls.recorder_from_environment()
         if recorder is not None:  # IMAGELABELLER_DEPLOY_CALL_LOG: tools/deploy/calls.py
@@ -54,7 +56,10 @@ class RunContext:
     def client(self, service: str, region: str) -> Any:
         key = (service, region)
         if key not in self._clients:
-            self._clients[key] = self._session.client(service, region_name=region)
+            endpoint = self.emulator.endpoint if self.emulator else None
+            self._clients[key] = self._session.client(
+                service, region_name=region, endpoint_url=endpoint
+            )
         return self._clients[key]
 
 
@@ -265,6 +270,8 @@ class PackageFunctions:
             check_package(self.zip_path)
         except ModelInPackage as error:
             raise DeployError(str(error)) from error
+        if context.emulator:
+            override_function_settings(self.out_dir / "sam.json")
 
 
 @dataclass(frozen=True)
@@ -314,7 +321,10 @@ class RunSystemTests:
         return [f"run {BASE_URL_VARIABLE}={self.base_url} pytest {SYSTEM_TESTS}"]
 
     def run(self, context: RunContext) -> None:
-        base_url = resolve(self.base_url, context).rstrip("/")
+        base_url = resolve(self.base_url, context)
+        if context.emulator:
+            base_url = context.emulator.api_url(base_url)
+        base_url = base_url.rstrip("/")
         context.say(f"system tests: {BASE_URL_VARIABLE}={base_url} pytest {SYSTEM_TESTS}")
         environment = {**os.environ, BASE_URL_VARIABLE: base_url}
         finished = subprocess.run(self.command(), cwd=PROJECT_DIR, env=environment)

@@ -111,7 +111,8 @@ def template_key(stage: str, digest: str) -> str:
 
 
 def template_url(bucket: str, region: str, key: str) -> str:
-    return f"https://{bucket}.s3.{region}.amazonaws.com/{key}"
+    """Path-style: CloudFormation accepts both styles, and emulators read only this one."""
+    return f"https://s3.{region}.amazonaws.com/{bucket}/{key}"
 
 
 def local_code_paths(template: Mapping[str, Any]) -> set[str]:

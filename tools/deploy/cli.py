@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from tools.deploy.actions import RunContext, describe_all
 from tools.deploy.cloudformation import DeployError
+from tools.deploy.emulator import Emulator, emulator_from
 from tools.deploy.plan import (
     APP_URL_OUTPUT,
     STEP_ORDER,
@@ -77,7 +78,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(argv)
     try:
         stage = load_stage(arguments.stage)
-        steps = select_steps(build_plan(stage), requested_steps(arguments.only))
+        emulator = emulator_from()
+        if emulator:
+            stage = emulator.stage_settings(stage)
+        steps = select_steps(build_plan(stage, emulator=emulator), requested_steps(arguments.only))
     except StageRefused as refusal:
         complain(f"refused: {refusal}")
         return EXIT_REFUSED
@@ -90,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for problem in problems:
             complain(f"  - {problem}")
         return EXIT_REFUSED
-    return deploy(stage, steps)
+    return deploy(stage, steps, emulator)
 
 
 def headline(stage: StageSettings) -> str:
@@ -116,13 +120,15 @@ def print_dry_run(stage: StageSettings, steps: Sequence[Step], problems: Sequenc
     say("dry run done: nothing was called, packaged or deployed")
 
 
-def deploy(stage: StageSettings, steps: Sequence[Step]) -> int:
+def deploy(stage: StageSettings, steps: Sequence[Step], emulator: Emulator | None = None) -> int:
     from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
     say(headline(stage))
+    for change in emulator.changes() if emulator else []:
+        say(f"  emulator: {change}")
     where = "the identity check (sts GetCallerIdentity)"
     try:
-        context = RunContext(lambda line: say(f"  {line}"))
+        context = RunContext(lambda line: say(f"  {line}"), emulator)
         preflight(stage).run(context)
         for number, step in enumerate(steps, start=1):
             where = f"step {number}/{len(steps)} {step.name}"

@@ -34,6 +34,7 @@ from tools.deploy.actions import (
     UploadPackage,
 )
 from tools.deploy.artifacts import artifacts_template_body
+from tools.deploy.emulator import ALARM_OVERRIDES, Emulator
 from tools.deploy.jumpstart import model_problems
 from tools.deploy.model_layer import (
     APP_LAYER_PARAMETER,
@@ -66,13 +67,15 @@ class Step:
     actions: tuple[Action, ...]
 
 
-def build_plan(stage: StageSettings, out_dir: Path = OUT_DIR) -> list[Step]:
+def build_plan(
+    stage: StageSettings, out_dir: Path = OUT_DIR, emulator: Emulator | None = None
+) -> list[Step]:
     steps = [
         s3_step(stage),
         dynamodb_step(stage),
         secrets_step(stage),
         functions_step(stage, out_dir / stage.name),
-        alarms_step(stage),
+        alarms_step(stage, emulator),
         system_tests_step(stage),
     ]
     if stage.uses_sagemaker:
@@ -222,12 +225,13 @@ def system_tests_step(stage: StageSettings) -> Step:
     )
 
 
-def alarms_step(stage: StageSettings) -> Step:
+def alarms_step(stage: StageSettings, emulator: Emulator | None = None) -> Step:
     stack = stage.stack("alarms")
     parameters = {
         "AppStackName": stage.stack("app").name,
         "EndpointName": stage.sagemaker.name if stage.sagemaker else "",
         "AlarmEmail": "<not set>" if stage.alarm_email is None else stage.alarm_email,
+        **(ALARM_OVERRIDES if emulator else {}),
     }
     summary = f"the alarms: stack {stack.name}"
     return Step("alarms", summary, (template_stack(stage, stack, parameters),))

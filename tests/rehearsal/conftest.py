@@ -1,0 +1,99 @@
+"""The rehearsal's shared parts: one MiniStack and one first deploy for the whole folder."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.rehearsal.local_aws import CREDENTIALS, ROOT, MiniStack, scratch_folder
+from tests.support import PHOTO_FILES, LoopbackServer, loopback_server, photo_png
+from tools.deploy.settings import load_stage
+
+STAGE = "test"
+# Every stack of the stage but the SageMaker endpoint's (it labels with ONNX in Lambda).
+STACKS = tuple(stack.name for key, stack in load_stage(STAGE).stacks.items() if key != "sagemaker")
+DEPLOY_SECONDS = 900
+
+
+@dataclass(frozen=True)
+class Deployed:
+    output: str
+    exit_code: int
+    call_log: Path
+
+
+@pytest.fixture(scope="session")
+def emulator() -> Iterator[MiniStack]:
+    folder = scratch_folder()
+    server = MiniStack(folder).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def photos() -> Iterator[LoopbackServer]:
+    with loopback_server() as server:
+        for name, file_name in PHOTO_FILES.items():
+            server.serve(f"/{file_name}", photo_png(name))
+        yield server
+
+
+def deploy_environment(
+    emulator: MiniStack, photos: LoopbackServer, call_log: Path
+) -> dict[str, str]:
+    environment = {
+        name: value
+        for name, value in os.environ.items()
+        if not name.startswith(("AWS_", "IMAGELABELLER_"))
+    }
+    return {
+        **environment,
+        **CREDENTIALS,
+        "IMAGELABELLER_DEPLOY_EMULATOR": emulator.endpoint,
+        "IMAGELABELLER_PHOTO_BASE_URL": photos.url("").rstrip("/"),
+        "IMAGELABELLER_DEPLOY_CALL_LOG": str(call_log),
+    }
+
+
+def run_deploy(emulator: MiniStack, photos: LoopbackServer, name: str) -> Deployed:
+    call_log = emulator.folder / f"{name}-calls.jsonl"
+    finished = subprocess.run(
+        [sys.executable, "-m", "tools.deploy", STAGE],
+        cwd=ROOT,
+        env=deploy_environment(emulator, photos, call_log),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=DEPLOY_SECONDS,
+    )
+    return Deployed(finished.stdout, finished.returncode, call_log)
+
+
+@pytest.fixture(scope="session")
+def first_deploy(emulator: MiniStack, photos: LoopbackServer) -> Deployed:
+    deployed = run_deploy(emulator, photos, "first")
+    assert deployed.exit_code == 0, deployed.output[-6000:] + emulator.log_tail()
+    return deployed
+
+
+def outputs(emulator: MiniStack, stack: str) -> dict[str, str]:
+    cloudformation: Any = emulator.client("cloudformation")
+    described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
+    return {output["OutputKey"]: output["OutputValue"] for output in described.get("Outputs", [])}
+
+
+def api_base_url(deployed: Deployed) -> str:
+    """The API's emulator URL, as the deploy gave it to the system tests."""
+    match = re.search(r"IMAGELABELLER_BASE_URL=(\S+)", deployed.output)
+    assert match, deployed.output[-3000:]
+    return match.group(1).rstrip("/")
