@@ -484,3 +484,13 @@ def test_sagemaker_parameters_accept_only_what_the_role_can_be_scoped_to(
 ) -> None:
     pattern = load_template("sagemaker.yaml")["Parameters"][parameter]["AllowedPattern"]
     assert bool(re.fullmatch(pattern, value)) is accepted
+
+
+def test_the_rest_api_declares_the_apps_binary_media_types_for_cloudformation() -> None:
+    """Chalice writes them only into the swagger; the RestApi resource's own property (with
+    CloudFormation's `~1` for `/`) is what emulators read, and SAM keeps both in step."""
+    from app import app
+
+    merge = read_json(CHALICE_DIR / "merge-template.json")["Resources"]
+    declared = merge["RestAPI"]["Properties"]["BinaryMediaTypes"]
+    assert [media.replace("~1", "/") for media in declared] == app.api.binary_types
