@@ -15,9 +15,9 @@ concrete values into `.chalice/config.json` → `stages.<stage>`:
   it holds the account id.
 
 Function names agree without help: Chalice names them `<app>-<stage>-<function>`, the
-merge template `<app stack>-<function>`, and the app stack is `imagelabeller-<stage>`. So
-the alarms watch either. They are the same functions, though: a stage is deployed by one
-path at a time. While the app stack exists, this refuses: `chalice deploy` would take its
+merge template `<app stack>-<function>`, and the app stack is `imagelabeller-<stage>`;
+only the API's differs (Chalice: `<app>-<stage>`), and its policy's log group is rendered
+to match. They are the same functions, though: a stage is deployed by one path at a time. While the app stack exists, this refuses: `chalice deploy` would take its
 functions over and then fail to create the event sources the stack's functions already
 have.
 
@@ -38,6 +38,9 @@ from typing import Any
 from tools.deploy.intrinsics import Place, UnresolvedIntrinsic, render
 from tools.deploy.settings import PROJECT_DIR
 
+# Chalice names the API's function `<app>-<stage>`, the merge template
+# `<app stack>-api_handler`: its log group, in its policy, must follow Chalice's name.
+API_FUNCTION = "api_handler"
 RENDERED_FOLDER = "rendered"  # under .chalice/; Chalice reads iam_policy_file from there
 RECORD_FILE = "configure.json"  # what configure replaced, for --reset
 SERVERLESS_FUNCTION_PREFIX = "${AWS::StackName}-"
@@ -148,7 +151,12 @@ def configure_stage(
 
 def render_policy(chalice_dir: Path, settings: Mapping[str, Any], place: Place) -> Any:
     source = chalice_dir / source_policy_file(str(settings["iam_policy_file"]))
-    return render(json.loads(source.read_text(encoding="utf-8")), place)
+    rendered = json.dumps(render(json.loads(source.read_text(encoding="utf-8")), place))
+    stack_group = f"log-group:/aws/lambda/{place.stack_name}-{API_FUNCTION}"
+    chalice_group = f"log-group:/aws/lambda/{place.stack_name}"
+    for end in (":", '"'):
+        rendered = rendered.replace(stack_group + end, chalice_group + end)
+    return json.loads(rendered)
 
 
 def shared_values(per_function: Sequence[Mapping[str, str]]) -> dict[str, str]:
@@ -164,9 +172,14 @@ def shared_values(per_function: Sequence[Mapping[str, str]]) -> dict[str, str]:
 
 
 def reset_stage(
-    config: Mapping[str, Any], stage: str, merge_template: Mapping[str, Any], chalice_dir: Path
+    config: Mapping[str, Any],
+    stage: str,
+    merge_template: Mapping[str, Any],
+    chalice_dir: Path,
+    forget: bool = True,
 ) -> dict[str, Any]:
-    """The config without what configure_stage wrote for `stage`."""
+    """The config without what configure_stage wrote for `stage`; `forget` deletes the
+    record of what it replaced (False: only look at the stage as committed)."""
     updated: dict[str, Any] = json.loads(json.dumps(config))
     entry = stage_entry(updated, stage)
     functions = merge_template_functions(merge_template)
@@ -195,7 +208,8 @@ def reset_stage(
     for settings in entry.get("lambda_functions", {}).values():
         if "iam_policy_file" in settings:
             settings["iam_policy_file"] = source_policy_file(settings["iam_policy_file"])
-    record_path.unlink(missing_ok=True)
+    if forget:
+        record_path.unlink(missing_ok=True)
     return updated
 
 

@@ -28,7 +28,7 @@ from tools.deploy.chalice_stage import (
 from tools.deploy.emulator import FUNCTION_OVERRIDES, emulator_from
 from tools.deploy.intrinsics import Place, UnresolvedIntrinsic, render
 from tools.deploy.model_layer import APP_LAYER_PARAMETER, LAYER_ARN_OUTPUT
-from tools.deploy.settings import PROJECT_DIR, StageRefused, load_stage, read_json
+from tools.deploy.settings import PROJECT_DIR, StageRefused, StageSettings, load_stage, read_json
 
 EXIT_OK, EXIT_FAILED, EXIT_REFUSED = 0, 1, 2
 STREAM_FUNCTION = "LabelNewImages"
@@ -74,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             print(f"{arguments.stage}: configuration for `chalice deploy` taken out")
             return EXIT_OK
-        stage = load_stage(arguments.stage, config)
+        # The stage as committed: a configured one may hold an emulator's override that
+        # load_stage refuses for a deployed stage (IMAGELABELLER_ALLOW_PRIVATE_URLS).
+        committed = reset_stage(config, arguments.stage, merge_template, chalice_dir, forget=False)
+        stage = load_stage(arguments.stage, committed)
     except (StageRefused, ConfigureRefused) as refusal:
         print(f"configure-stage: refused: {refusal}", file=sys.stderr)
         return EXIT_REFUSED
@@ -82,8 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         if arguments.after_deploy:
-            return after_deploy(arguments.stage, stage.region, chalice_dir, merge_template)
-        return configure(arguments.stage, stage.region, config, merge_template, chalice_dir)
+            return after_deploy(stage, chalice_dir, merge_template)
+        return configure(stage, config, merge_template, chalice_dir)
     except ConfigureRefused as refusal:
         print(f"configure-stage: refused: {refusal}", file=sys.stderr)
         return EXIT_REFUSED
@@ -96,17 +99,21 @@ def session_and_endpoint() -> tuple[Any, str | None]:
     import boto3
 
     emulator = emulator_from()
-    return boto3.session.Session(), emulator.endpoint if emulator else None
+    session = boto3.session.Session()
+    if emulator:  # MiniStack's API Gateway answers (tools/deploy/chalice_on_emulator.py)
+        from tools.deploy.chalice_on_emulator import drop_empty_compression_size
+
+        session.events.register("before-parse.api-gateway", drop_empty_compression_size)
+    return session, emulator.endpoint if emulator else None
 
 
 def configure(
-    stage_name: str,
-    region: str,
+    stage: StageSettings,
     config: Mapping[str, Any],
     merge_template: Mapping[str, Any],
     chalice_dir: Path,
 ) -> int:
-    stage = load_stage(stage_name, config)
+    stage_name, region = stage.name, stage.region
     session, endpoint = session_and_endpoint()
     cloudformation = session.client("cloudformation", region_name=region, endpoint_url=endpoint)
     app_stack = stage.stack("app").name
@@ -155,9 +162,8 @@ def write_config(path: Path, config: Mapping[str, Any]) -> None:
 # --- after `chalice deploy` ----------------------------------------------------------------
 
 
-def after_deploy(
-    stage_name: str, region: str, chalice_dir: Path, merge_template: Mapping[str, Any]
-) -> int:
+def after_deploy(stage: StageSettings, chalice_dir: Path, merge_template: Mapping[str, Any]) -> int:
+    stage_name, region = stage.name, stage.region
     deployed_path = chalice_dir / "deployed" / f"{stage_name}.json"
     if not deployed_path.is_file():
         raise ConfigureRefused(
@@ -166,11 +172,10 @@ def after_deploy(
     resources = json.loads(deployed_path.read_text(encoding="utf-8"))["resources"]
     session, endpoint = session_and_endpoint()
     config = read_json(chalice_dir / "config.json")
-    stage = load_stage(stage_name, config)
     place = read_place(session, region, stage.stack("app").name, endpoint)
     lambda_client = session.client("lambda", region_name=region, endpoint_url=endpoint)
     for resource in resources:
-        if resource.get("resource_type") == "dynamodb_event_source":
+        if resource.get("resource_type") == "dynamodb_event":  # Chalice's name for it
             settings = stream_mapping_settings(merge_template, place)
             lambda_client.update_event_source_mapping(UUID=resource["event_uuid"], **settings)
             print(f"stream mapping {resource['event_uuid']}: {', '.join(sorted(settings))}")
