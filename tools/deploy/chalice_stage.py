@@ -17,9 +17,9 @@ concrete values into `.chalice/config.json` → `stages.<stage>`:
 Function names agree without help: Chalice names them `<app>-<stage>-<function>`, the
 merge template `<app stack>-<function>`, and the app stack is `imagelabeller-<stage>`;
 only the API's differs (Chalice: `<app>-<stage>`), and its policy's log group is rendered
-to match. They are the same functions, though: a stage is deployed by one path at a time. While the app stack exists, this refuses: `chalice deploy` would take its
-functions over and then fail to create the event sources the stack's functions already
-have.
+to match. They are the same functions, though: a stage is deployed by one path at a
+time. While the app stack exists, this refuses: `chalice deploy` would take its functions
+over and then fail to create the event sources the stack's functions already have.
 
 `--reset` takes all of it out again; scripts/deploy refuses to package a stage whose policy
 files are the rendered ones (`chalice package` would copy the concrete ARNs into the app
