@@ -4,6 +4,8 @@ site-packages: what it holds, in which modes, and that it is the same bytes ever
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -116,3 +118,14 @@ def test_the_layer_stack_makes_a_python_3_12_layer_from_s3_and_outputs_its_arn()
     # The app stack's rollback may point back at the previous version: it is kept.
     assert layer["UpdateReplacePolicy"] == "Retain"
     assert template["Outputs"][LAYER_ARN_OUTPUT]["Value"] == {"Ref": "ModelLayer"}
+
+
+@pytest.mark.slow  # a cfn-lint process
+def test_the_inline_layer_template_passes_cfn_lint(tmp_path: Path) -> None:
+    template = tmp_path / "layer.json"
+    template.write_text(layer_template_body(), encoding="utf-8")
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    finished = subprocess.run(
+        [str(cfn_lint), str(template)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert finished.returncode == 0, finished.stdout + finished.stderr
