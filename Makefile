@@ -29,11 +29,19 @@ $(VENV)/.installed: requirements.txt requirements-layer.txt requirements-dev.txt
 	$(VENV)/bin/pip install $(PIP_FLAGS) -e . --no-deps
 	touch $@
 
-# PyTorch lives only here, in its own Python 3.11 environment, for the ONNX export.
+# PyTorch lives only here, in its own Python 3.11 environment, for the ONNX export. The
+# SageMaker SDK's wheel is only downloaded beside it: a test reads the container images it
+# bundles (tests/delivery/test_readiness.py); nothing installs or imports it.
+SAGEMAKER_SDK_VERSION := 2.257.7
 $(BUILD_VENV)/.installed: requirements-build.txt
 	test -x $(BUILD_VENV)/bin/python || "$$(scripts/find-python 3.11)" -m venv $(BUILD_VENV)
 	$(BUILD_VENV)/bin/pip install $(PIP_FLAGS) -r requirements-build.txt
 	touch $@
+
+SDK_WHEEL := $(BUILD_VENV)/wheels/sagemaker-$(SAGEMAKER_SDK_VERSION)-py3-none-any.whl
+$(SDK_WHEEL): $(BUILD_VENV)/.installed
+	$(BUILD_VENV)/bin/pip download $(PIP_FLAGS) --no-deps --dest $(BUILD_VENV)/wheels \
+		sagemaker==$(SAGEMAKER_SDK_VERSION)
 
 model: $(MODELS)
 
@@ -79,7 +87,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: setup $(BUILD_VENV)/.installed $(EMULATOR_VENV)/.installed browser lint
+test: setup $(BUILD_VENV)/.installed $(SDK_WHEEL) $(EMULATOR_VENV)/.installed browser lint
 	$(VENV)/bin/python -m pytest
 
 bench: setup

@@ -51,6 +51,8 @@ COST_BY_PATH: dict[str, str | None] = {
 }
 COST_BY_FIXTURE = {
     "build_python": "pytorch",
+    # Downloaded beside the build environment (the Makefile's SDK_WHEEL).
+    "sagemaker_sdk_wheel": "pytorch",
     "exported_models": "model",
     "onnx_labeller": "model",
     "onnx_lite2_labeller": "model",

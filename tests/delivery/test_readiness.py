@@ -5,7 +5,6 @@ the SageMaker SDK's data gives, and a model data URL nobody has confirmed."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import json
 from collections.abc import Collection
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import ROOT
 from tools.deploy import regions
 from tools.deploy.jumpstart import (
     container_image,
@@ -144,23 +144,19 @@ def test_the_images_are_derived_from_the_sdks_inference_version_and_its_alias() 
     assert container_image("eu-west-1", images) is None
 
 
-def installed_sdk_config() -> Path | None:
-    """tensorflow.json of an installed SageMaker Python SDK (2.x), found without importing
-    it (the SDK is no dependency of ours: `pip install "sagemaker<3"` to run this)."""
-    spec = importlib.util.find_spec("sagemaker")
-    if spec is None or not spec.submodule_search_locations:
-        return None
-    for folder in spec.submodule_search_locations:
-        config = Path(folder) / "image_uri_config" / "tensorflow.json"
-        if config.is_file():
-            return config
-    return None
+SDK_WHEELS = ROOT / ".build-venv" / "wheels"
 
 
-def test_the_vendored_images_are_the_installed_sdks_own() -> None:
-    config = installed_sdk_config()
-    if config is None:
-        pytest.skip("the SageMaker Python SDK 2.x is not installed")
+@pytest.fixture
+def sagemaker_sdk_wheel() -> Path:
+    """The SageMaker Python SDK's wheel that `make test` downloads (never installed: the
+    SDK is no dependency of ours; only its bundled image data is read)."""
+    wheels = sorted(SDK_WHEELS.glob("sagemaker-2.*-py3-none-any.whl"))
+    assert wheels, f"no SageMaker SDK wheel in {SDK_WHEELS}: `make test` downloads it"
+    return wheels[-1]
+
+
+def test_the_vendored_images_are_the_sdks_own(sagemaker_sdk_wheel: Path) -> None:
     vendored = load_images()
-    derived = derive_images(read_sdk_config(config), vendored["framework_version"])
+    derived = derive_images(read_sdk_config(sagemaker_sdk_wheel), vendored["framework_version"])
     assert {key: vendored[key] for key in derived} == derived
