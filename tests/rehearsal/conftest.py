@@ -97,3 +97,22 @@ def api_base_url(deployed: Deployed) -> str:
     match = re.search(r"IMAGELABELLER_BASE_URL=(\S+)", deployed.output)
     assert match, deployed.output[-3000:]
     return match.group(1).rstrip("/")
+
+
+# The modules share one emulator and one deploy; chalice deploy replaces the app stack, so
+# it comes last.
+MODULE_ORDER = ("test_first_deploy.py", "test_stream_failures.py", "test_chalice_deploy.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Reorder this folder's tests among themselves; every other test keeps its place."""
+    here = Path(__file__).parent
+    places = [index for index, item in enumerate(items) if item.path.parent == here]
+
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return MODULE_ORDER.index(name) if name in MODULE_ORDER else -1
+
+    ordered = sorted((items[index] for index in places), key=rank)
+    for index, item in zip(places, ordered, strict=True):
+        items[index] = item
