@@ -37,7 +37,7 @@ STAGE = Deployment(
     stack_name="imagelabeller-alarms-prod-us-west-2",
     parameters={"AppStackName": APP_STACK, "EndpointName": ENDPOINT},
 )
-API_FUNCTION = f"{APP_STACK}-api_handler"
+API_FUNCTION = APP_STACK  # named as `chalice deploy` names it
 STREAM_FUNCTION = f"{APP_STACK}-label_new_images"
 UPLOAD_FUNCTION = f"{APP_STACK}-register_uploads"
 CALLBACK_FUNCTION = f"{APP_STACK}-deliver_callbacks"

@@ -161,7 +161,9 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
 
     def logs(function: str) -> str:
         stack = deployment(stage).stack_name
-        return f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{stack}-{function}:*"
+        # The API's function is named as `chalice deploy` names it: the app stack's name.
+        name = stack if function == "api_handler" else f"{stack}-{function}"
+        return f"arn:aws:logs:{region}:{account}:log-group:/aws/lambda/{name}:*"
 
     search = f"arn:aws:dynamodb:{region}:{account}:table/ImageLabelIndex"
     api = {
@@ -425,11 +427,13 @@ def test_each_function_logs_to_its_own_log_group_with_retention(
     packaged = packages[stage.name]
     for function, name in FUNCTION_NAMES.items():
         resource = packaged.resource(function)
-        assert resource["Properties"]["FunctionName"] == {"Fn::Sub": f"${{AWS::StackName}}-{name}"}
+        # The API's function is named as `chalice deploy` names it: `<app>-<stage>`.
+        full_name = "${AWS::StackName}" + ("" if function == API_FUNCTION else f"-{name}")
+        assert resource["Properties"]["FunctionName"] == {"Fn::Sub": full_name}
         log_group = packaged.resource(LOG_GROUPS[function])
         assert log_group["Type"] == "AWS::Logs::LogGroup"
         assert log_group["Properties"] == {
-            "LogGroupName": {"Fn::Sub": f"/aws/lambda/${{AWS::StackName}}-{name}"},
+            "LogGroupName": {"Fn::Sub": f"/aws/lambda/{full_name}"},
             "RetentionInDays": stage.log_retention_days,
         }
         # The group exists before the function can run (and write to it).

@@ -116,3 +116,17 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     ordered = sorted((items[index] for index in places), key=rank)
     for index, item in zip(places, ordered, strict=True):
         items[index] = item
+
+
+def alarmed_functions_missing(emulator: MiniStack) -> list[str]:
+    """The functions the deployed alarms watch (FunctionName dimensions) that do not exist."""
+    cloudwatch: Any = emulator.client("cloudwatch")
+    functions: Any = emulator.client("lambda")
+    existing = {item["FunctionName"] for item in functions.list_functions()["Functions"]}
+    watched = {
+        dimension["Value"]
+        for alarm in cloudwatch.describe_alarms()["MetricAlarms"]
+        for dimension in alarm.get("Dimensions", [])
+        if dimension["Name"] == "FunctionName"
+    }
+    return sorted(watched - existing)

@@ -20,7 +20,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from tests.rehearsal.conftest import STAGE, Deployed, deploy_environment
+from tests.rehearsal.conftest import (
+    STAGE,
+    Deployed,
+    alarmed_functions_missing,
+    deploy_environment,
+)
 from tests.rehearsal.local_aws import ROOT, MiniStack
 from tests.support import LoopbackServer
 from tools.deploy.emulator import Emulator
@@ -98,6 +103,8 @@ def test_chalice_deploy_works_once_the_stacks_exist(
 
     record = json.loads((project / ".chalice" / "deployed" / f"{STAGE}.json").read_text())
     assert_functions_fit_a_direct_upload(emulator, record)
+    # The alarms stack scripts/deploy made watches the functions chalice deploy made.
+    assert alarmed_functions_missing(emulator) == []
     [api] = [item for item in record["resources"] if item["resource_type"] == "rest_api"]
     base_url = Emulator(emulator.endpoint).api_url(api["rest_api_url"])
     system_tests = run(

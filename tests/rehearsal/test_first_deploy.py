@@ -21,7 +21,14 @@ from pathlib import Path
 from typing import Any
 
 from tests.infrastructure.templates import load_template, resources_of_type
-from tests.rehearsal.conftest import STACKS, STAGE, Deployed, outputs, run_deploy
+from tests.rehearsal.conftest import (
+    STACKS,
+    STAGE,
+    Deployed,
+    alarmed_functions_missing,
+    outputs,
+    run_deploy,
+)
 from tests.rehearsal.local_aws import MiniStack
 from tests.support import LoopbackServer
 
@@ -59,6 +66,7 @@ def test_the_alarms_exist_before_the_system_tests_run(
     alarms = cloudwatch.describe_alarms()["MetricAlarms"]
     assert len(alarms) == len(expected), sorted(alarm["AlarmName"] for alarm in alarms)
     assert all(alarm["AlarmName"].startswith("imagelabeller-test-") for alarm in alarms)
+    assert alarmed_functions_missing(emulator) == []
 
 
 def test_a_second_deploy_changes_nothing(

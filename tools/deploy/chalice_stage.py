@@ -38,9 +38,10 @@ from typing import Any
 from tools.deploy.intrinsics import Place, UnresolvedIntrinsic, render
 from tools.deploy.settings import PROJECT_DIR
 
-# Chalice names the API's function `<app>-<stage>`, the merge template
-# `<app stack>-api_handler`: its log group, in its policy, must follow Chalice's name.
+# Chalice names the API's function `<app>-<stage>`, and the merge template gives it the
+# same name (the app stack's: `imagelabeller-<stage>`), so the alarms watch it either way.
 API_FUNCTION = "api_handler"
+API_FUNCTION_NAME = "${AWS::StackName}"
 RENDERED_FOLDER = "rendered"  # under .chalice/; Chalice reads iam_policy_file from there
 RECORD_FILE = "configure.json"  # what configure replaced, for --reset
 SERVERLESS_FUNCTION_PREFIX = "${AWS::StackName}-"
@@ -63,18 +64,23 @@ class FunctionSettings:
 def merge_template_functions(merge_template: Mapping[str, Any]) -> list[FunctionSettings]:
     """The functions of the merge template, named as Chalice names them.
 
-    A function's Chalice name is its FunctionName's suffix: `${AWS::StackName}-<name>`.
+    A function's Chalice name is its FunctionName's suffix: `${AWS::StackName}-<name>`,
+    but for the API's function, named `${AWS::StackName}` as Chalice names it.
     """
     functions = []
     for logical_id, resource in merge_template.get("Resources", {}).items():
         properties = resource.get("Properties", {})
         function_name = properties.get("FunctionName", {})
         sub = function_name.get("Fn::Sub") if isinstance(function_name, dict) else None
-        if not (isinstance(sub, str) and sub.startswith(SERVERLESS_FUNCTION_PREFIX)):
+        if sub == API_FUNCTION_NAME:
+            name = API_FUNCTION
+        elif isinstance(sub, str) and sub.startswith(SERVERLESS_FUNCTION_PREFIX):
+            name = sub.removeprefix(SERVERLESS_FUNCTION_PREFIX)
+        else:
             continue
         functions.append(
             FunctionSettings(
-                name=sub.removeprefix(SERVERLESS_FUNCTION_PREFIX),
+                name=name,
                 logical_id=logical_id,
                 environment=properties.get("Environment", {}).get("Variables", {}),
                 layers=properties.get("Layers", []),
@@ -151,12 +157,7 @@ def configure_stage(
 
 def render_policy(chalice_dir: Path, settings: Mapping[str, Any], place: Place) -> Any:
     source = chalice_dir / source_policy_file(str(settings["iam_policy_file"]))
-    rendered = json.dumps(render(json.loads(source.read_text(encoding="utf-8")), place))
-    stack_group = f"log-group:/aws/lambda/{place.stack_name}-{API_FUNCTION}"
-    chalice_group = f"log-group:/aws/lambda/{place.stack_name}"
-    for end in (":", '"'):
-        rendered = rendered.replace(stack_group + end, chalice_group + end)
-    return json.loads(rendered)
+    return render(json.loads(source.read_text(encoding="utf-8")), place)
 
 
 def shared_values(per_function: Sequence[Mapping[str, str]]) -> dict[str, str]:
