@@ -16,8 +16,6 @@ run on MiniStack's Python 3.12 with the zip's packages).
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from tests.infrastructure.templates import load_template, resources_of_type
@@ -31,6 +29,8 @@ from tests.rehearsal.conftest import (
 )
 from tests.rehearsal.local_aws import MiniStack
 from tests.support import LoopbackServer
+from tools.deploy.calls import read_call_log
+from tools.deploy.policy_check import missing_permissions
 
 
 def test_the_first_deploy_creates_every_stack_and_passes_the_system_tests(
@@ -79,7 +79,17 @@ def test_a_second_deploy_changes_nothing(
         assert f"{stack}: no changes" in again.output, again.output
     assert "uploading" not in again.output
     assert {stack: outputs(emulator, stack) for stack in STACKS} == before
+    assert missing_permissions(again.call_log) == []
 
 
-def read_call_log(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def test_every_call_the_first_deploy_made_is_allowed_by_the_deployer_policy(
+    first_deploy: Deployed,
+) -> None:
+    """The deploy recorded every AWS call it made (IMAGELABELLER_DEPLOY_CALL_LOG); each
+    needs an action docs/deployer-policy.json allows on that resource. What CloudFormation
+    calls on the deployer's behalf is checked from the templates' resource types
+    (tests/delivery/test_deployer_policy.py)."""
+    calls = read_call_log(first_deploy.call_log)
+    actions = {call["action"] for call in calls}
+    assert {"cloudformation:CreateStack", "s3:PutObject", "sts:GetCallerIdentity"} <= actions
+    assert missing_permissions(first_deploy.call_log) == []
