@@ -12,8 +12,10 @@ from chalicelib.adapters.files import FolderImageStore
 from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.adapters.secrets import FixedKey, SecretsManagerKey, SigningKey
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
+from chalicelib.adapters.sqlite_keys import SqliteKeyStore
 from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
 from chalicelib.adapters.webhooks import WebhookSender
+from chalicelib.api_keys import ApiKeys
 from chalicelib.config import ConfigError, Limits, Settings
 from chalicelib.events.callbacks import CALLBACK_QUEUE
 from chalicelib.labelling import TransientCheck
@@ -24,7 +26,7 @@ from chalicelib.local.stream import (
     StreamHandler,
     StreamSource,
 )
-from chalicelib.ports import ImageStore, Labeller, LabelTable, Notifier
+from chalicelib.ports import ImageStore, KeyStore, Labeller, LabelTable, Notifier
 from chalicelib.use_cases import UseCases, wire
 
 DATABASE_FILE = "imagelabeller.sqlite3"
@@ -35,6 +37,8 @@ IMAGES_FOLDER = "images"
 class Components:
     settings: Settings
     use_cases: UseCases
+    # Issued, listed and revoked by `imagelabeller keys`; no route checks keys yet.
+    api_keys: ApiKeys
     database: SqliteDatabase | None
     # Local mode takes direct uploads itself; on AWS they go to S3.
     local_upload_store: FolderImageStore | None
@@ -43,7 +47,7 @@ class Components:
 
 
 def build(settings: Settings) -> Components:
-    store, table, database = _storage(settings)
+    store, table, keys, database = _storage(settings)
     callback_queue = SqliteQueue(database, CALLBACK_QUEUE) if database is not None else None
     use_cases = wire(
         store=store,
@@ -62,18 +66,24 @@ def build(settings: Settings) -> Components:
     return Components(
         settings=settings,
         use_cases=use_cases,
+        api_keys=ApiKeys(keys),
         database=database,
         local_upload_store=local_store,
         local_callback_queue=callback_queue,
     )
 
 
-def _storage(settings: Settings) -> tuple[ImageStore, LabelTable, SqliteDatabase | None]:
+def _storage(
+    settings: Settings,
+) -> tuple[ImageStore, LabelTable, KeyStore, SqliteDatabase | None]:
+    """The backend's stores; the key store shares the label table's database or client,
+    so that it costs nothing until a key is read."""
     if settings.backend == "local":
         database = SqliteDatabase(settings.data_dir / DATABASE_FILE)
         store = FolderImageStore(settings.data_dir / IMAGES_FOLDER)
-        return store, SqliteLabelTable(database), database
+        return store, SqliteLabelTable(database), SqliteKeyStore(database), database
     from chalicelib.adapters.dynamodb import DynamoDBLabelTable
+    from chalicelib.adapters.dynamodb_keys import DynamoDBKeyStore
     from chalicelib.adapters.s3 import S3ImageStore
 
     if not settings.aws.bucket:
@@ -81,7 +91,19 @@ def _storage(settings: Settings) -> tuple[ImageStore, LabelTable, SqliteDatabase
     s3 = _s3_client(settings)
     dynamodb = _aws_client("dynamodb", settings)
     table = DynamoDBLabelTable(dynamodb, settings.aws.table, settings.aws.label_index_table)
-    return S3ImageStore(s3, settings.aws.bucket), table, None
+    keys = DynamoDBKeyStore(dynamodb, settings.aws.label_index_table)
+    return S3ImageStore(s3, settings.aws.bucket), table, keys, None
+
+
+def api_keys_for(settings: Settings) -> ApiKeys:
+    """The key store of the settings' backend alone, for `imagelabeller keys`: no bucket,
+    model or queue is needed to issue or revoke a key."""
+    if settings.backend == "local":
+        return ApiKeys(SqliteKeyStore(SqliteDatabase(settings.data_dir / DATABASE_FILE)))
+    from chalicelib.adapters.dynamodb_keys import DynamoDBKeyStore
+
+    dynamodb = _aws_client("dynamodb", settings)
+    return ApiKeys(DynamoDBKeyStore(dynamodb, settings.aws.label_index_table))
 
 
 def _transient_check(settings: Settings) -> TransientCheck:
@@ -189,6 +211,10 @@ def components() -> Components:
 
 def use_cases() -> UseCases:
     return components().use_cases
+
+
+def api_keys() -> ApiKeys:
+    return components().api_keys
 
 
 def local_stream_poller(handler: StreamHandler, stream_arn: str) -> LocalStreamPoller:

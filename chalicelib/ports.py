@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from chalicelib.domain.api_keys import ApiKeyRecord
 from chalicelib.domain.models import (
     Delivery,
     ImageRecord,
@@ -104,6 +105,29 @@ class LabelTable(Protocol):
 
         `after` is the token a previous page returned; raises InvalidPageToken for a token
         this table did not make. Returns the page and the next token (None at the end)."""
+        ...
+
+
+class KeyStore(Protocol):
+    """API key records by key id (items of DynamoDB `ImageLabelIndex` | SQLite)."""
+
+    def put_new(self, record: ApiKeyRecord) -> None:
+        """Store a new key; raises DuplicateKeyId (and keeps the stored one) if its id is
+        taken."""
+        ...
+
+    def get(self, key_id: str) -> ApiKeyRecord | None:
+        """The key as stored now (a revocation is seen at once), or None."""
+        ...
+
+    def list(self, tenant: str | None = None) -> list[ApiKeyRecord]:
+        """Every key, or the tenant's, revoked ones too, oldest first."""
+        ...
+
+    def revoke(self, key_id: str, at: datetime) -> ApiKeyRecord | None:
+        """Mark the key revoked at `at` unless it is already (then the first revocation
+        stands, and revoking again changes nothing); the key as it now is, or None if no
+        key has this id."""
         ...
 
 

@@ -1,4 +1,4 @@
-"""The `imagelabeller` command: argument parsing, the three commands, exit statuses.
+"""The `imagelabeller` command: argument parsing, the commands, exit statuses.
 
 Exit statuses: 0 done; 1 some file or request failed (an API error, an image that could
 not be labelled); 2 a usage error (a missing path, bad settings, no model file).
@@ -19,7 +19,7 @@ from tqdm import tqdm
 from chalicelib.config import ConfigError, Settings
 from chalicelib.domain.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
-from imagelabeller_cli import output
+from imagelabeller_cli import keys, output
 from imagelabeller_cli.api_client import (
     ApiClient,
     ApiError,
@@ -66,13 +66,14 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagelabeller",
         description="Label images with ImageLabeller's model: local files in process "
-        "(label), or through a running API (submit, get).",
+        "(label), or through a running API (submit, get); manage API keys (keys).",
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     _add_label_command(commands)
     api_default = environ.get(API_VARIABLE) or DEFAULT_API
     _add_submit_command(commands, api_default)
     _add_get_command(commands, api_default)
+    keys.add_keys_command(commands)
     return parser
 
 

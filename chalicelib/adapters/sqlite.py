@@ -67,6 +67,16 @@ CREATE TABLE IF NOT EXISTS stream_checkpoints (
     consumer TEXT PRIMARY KEY,
     seq      INTEGER NOT NULL
 );
+-- API keys (sqlite_keys.py): the secret's hash only, never the secret.
+CREATE TABLE IF NOT EXISTS api_keys (
+    key_id      TEXT PRIMARY KEY,
+    tenant      TEXT NOT NULL,
+    secret_hash TEXT NOT NULL,
+    created_at  TEXT NOT NULL,
+    revoked_at  TEXT,
+    label       TEXT
+);
+CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant, created_at);
 """
 
 

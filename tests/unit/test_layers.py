@@ -11,7 +11,15 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "chalicelib"
-USE_CASES = {"submission", "uploads", "intake", "labelling", "records", "use_cases"}
+USE_CASES = {
+    "submission",
+    "uploads",
+    "intake",
+    "labelling",
+    "records",
+    "use_cases",
+    "api_keys",
+}
 
 
 def layer(module: str) -> str:
