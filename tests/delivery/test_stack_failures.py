@@ -43,17 +43,20 @@ class ScriptedCloudFormation:
         self.outcomes = outcomes
         self.events = events
         self.calls: list[str] = []
+        self.parameters: list[dict[str, str]] = []  # of each create and update, in order
 
     def describe_stacks(self, StackName: str) -> dict[str, Any]:
         if self.status is None or self.status == "DELETE_COMPLETE":
             raise validation_error(f"Stack with id {StackName} does not exist", "DescribeStacks")
         return {"Stacks": [{"StackStatus": self.status, "Outputs": []}]}
 
-    def create_stack(self, **_: Any) -> None:
+    def create_stack(self, **arguments: Any) -> None:
         self.calls.append("create_stack")
+        self.parameters.append(parameter_values(arguments))
 
-    def update_stack(self, **_: Any) -> None:
+    def update_stack(self, **arguments: Any) -> None:
         self.calls.append("update_stack")
+        self.parameters.append(parameter_values(arguments))
 
     def delete_stack(self, **_: Any) -> None:
         self.calls.append("delete_stack")
@@ -63,6 +66,10 @@ class ScriptedCloudFormation:
 
     def describe_stack_events(self, StackName: str) -> dict[str, Any]:
         return {"StackEvents": self.events}
+
+
+def parameter_values(arguments: dict[str, Any]) -> dict[str, str]:
+    return {item["ParameterKey"]: item["ParameterValue"] for item in arguments["Parameters"]}
 
 
 def event(status: str, reason: str, age_seconds: float = 0) -> dict[str, Any]:
@@ -134,3 +141,45 @@ def test_other_update_errors_are_not_taken_for_no_changes() -> None:
 
     with pytest.raises(ClientError, match="Template format error"):
         deploy_stack(Refusing("UPDATE_COMPLETE", [], []), REQUEST, print)
+
+
+PROTECTED = StackRequest(
+    "imagelabeller-dynamodb",
+    {"TemplateBody": "{}"},
+    {"DeletionProtection": "true"},
+    (),
+    {},
+    on_create={"DeletionProtection": "false"},
+)
+
+
+def test_a_first_create_goes_unprotected_and_the_update_after_it_protects() -> None:
+    """A protected table would survive its failed create's rollback and make the next try
+    fail with "already exists"; so protection comes with the update after a good create."""
+    cloudformation = ScriptedCloudFormation(None, ["CREATE_COMPLETE", "UPDATE_COMPLETE"], [])
+    deploy_stack(cloudformation, PROTECTED, print)
+
+    assert cloudformation.calls == [
+        "create_stack",
+        "wait:stack_create_complete",
+        "update_stack",
+        "wait:stack_update_complete",
+    ]
+    assert cloudformation.parameters == [
+        {"DeletionProtection": "false"},
+        {"DeletionProtection": "true"},
+    ]
+
+
+def test_a_failed_first_create_is_not_followed_by_the_protecting_update() -> None:
+    failed = ScriptedCloudFormation(None, ["ROLLBACK_COMPLETE"], [event("CREATE_FAILED", "x")])
+    with pytest.raises(DeployError, match="ROLLBACK_COMPLETE"):
+        deploy_stack(failed, PROTECTED, print)
+    assert failed.calls == ["create_stack", "wait:stack_create_complete"]
+    assert failed.parameters == [{"DeletionProtection": "false"}]
+
+
+def test_an_existing_stack_is_updated_protected_only() -> None:
+    cloudformation = ScriptedCloudFormation("UPDATE_COMPLETE", ["UPDATE_COMPLETE"], [])
+    deploy_stack(cloudformation, PROTECTED, print)
+    assert cloudformation.parameters == [{"DeletionProtection": "true"}]

@@ -63,7 +63,7 @@ EXPECTED_EXPORTS = {
 # Parameter -> default (None: required). The deploy script passes these names.
 EXPECTED_PARAMETERS: dict[str, dict[str, Any]] = {
     "s3.yaml": {},
-    "dynamodb.yaml": {},
+    "dynamodb.yaml": {"DeletionProtection": "true"},
     "secrets.yaml": {},
     "sagemaker.yaml": {
         "ContainerImage": None,
@@ -317,7 +317,8 @@ def test_search_table_is_queried_by_label_best_score_first() -> None:
     assert properties["BillingMode"] == "PAY_PER_REQUEST"
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     assert properties["SSESpecification"] == {"SSEEnabled": True}
-    assert properties["DeletionProtectionEnabled"] is True
+    # On, except in a first create (the deploy's update then switches it on).
+    assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["Protected", True, False]}
 
 
 def test_table_streams_new_and_old_images() -> None:
@@ -329,7 +330,8 @@ def test_table_has_point_in_time_recovery_encryption_and_deletion_protection() -
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     # No key id: the AWS-managed aws/dynamodb key, which needs no grant in the app's roles.
     assert properties["SSESpecification"] == {"SSEEnabled": True}
-    assert properties["DeletionProtectionEnabled"] is True
+    # On, except in a first create (the deploy's update then switches it on).
+    assert properties["DeletionProtectionEnabled"] == {"Fn::If": ["Protected", True, False]}
 
 
 def test_table_names_are_the_ones_every_deployed_stage_uses() -> None:
@@ -494,3 +496,12 @@ def test_the_rest_api_declares_the_apps_binary_media_types_for_cloudformation() 
     merge = read_json(CHALICE_DIR / "merge-template.json")["Resources"]
     declared = merge["RestAPI"]["Properties"]["BinaryMediaTypes"]
     assert [media.replace("~1", "/") for media in declared] == app.api.binary_types
+
+
+def test_deletion_protection_is_off_only_when_the_deploy_asks_for_a_first_create() -> None:
+    template = load_template("dynamodb.yaml")
+    assert template["Parameters"]["DeletionProtection"]["Default"] == "true"
+    assert template["Conditions"]["Protected"] == {
+        "Fn::Equals": [{"Ref": "DeletionProtection"}, "true"]
+    }
+

@@ -186,9 +186,19 @@ class DeployStack:
     capabilities: tuple[str, ...]
     tags: Mapping[str, str]
     parameters: Mapping[str, Value] = field(default_factory=dict)
+    # Parameters for the first create only; an update then sets `parameters`.
+    on_create: Mapping[str, str] = field(default_factory=dict)
 
     def describe(self) -> list[str]:
         region, stack = self.region, self.stack
+        first = (
+            [
+                f"  (a first create passes {show(dict(self.on_create))}, then an UpdateStack "
+                f"sets {show({name: self.parameters[name] for name in self.on_create})})"
+            ]
+            if self.on_create
+            else []
+        )
         change = {
             **self.template.shown(),
             "Parameters": dict(self.parameters),
@@ -206,6 +216,7 @@ class DeployStack:
                 region,
                 StackName=stack,
             ),
+            *first,
             aws_call("cloudformation", "DescribeStacks", region, StackName=stack) + " (outputs)",
         ]
 
@@ -216,6 +227,7 @@ class DeployStack:
             parameters={name: resolve(value, context) for name, value in self.parameters.items()},
             capabilities=self.capabilities,
             tags=self.tags,
+            on_create=self.on_create,
         )
         client = context.client("cloudformation", self.region)
         context.stack_outputs[self.stack] = deploy_stack(client, request, context.say)

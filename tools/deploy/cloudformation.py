@@ -7,7 +7,7 @@ with the stack's status and the first reasons CloudFormation gives in its events
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,12 @@ class StackRequest:
     parameters: Mapping[str, str]
     capabilities: Sequence[str]
     tags: Mapping[str, str]
+    # Parameters that differ for the stack's first create, which an update then sets to
+    # `parameters` (e.g. deletion protection, which would keep a failed create's table).
+    on_create: Mapping[str, str] = field(default_factory=dict)
+
+    def for_create(self) -> StackRequest:
+        return replace(self, parameters={**self.parameters, **self.on_create}, on_create={})
 
     def arguments(self) -> dict[str, Any]:
         return {
@@ -73,7 +79,11 @@ def deploy_stack(client: Any, request: StackRequest, say: Say) -> dict[str, str]
         wait_for(client, request.name, "stack_delete_complete", "delete", started)
         status = None
     if status is None:
-        create_stack(client, request, say)
+        create_stack(client, request.for_create(), say)
+        if request.on_create:
+            settings = ", ".join(f"{name}={request.parameters[name]}" for name in request.on_create)
+            say(f"{request.name}: created; now {settings}")
+            update_stack(client, request, say)
     elif status in UPDATABLE:
         update_stack(client, request, say)
     else:

@@ -129,7 +129,10 @@ def tags(stage: StageSettings) -> dict[str, str]:
 
 
 def template_stack(
-    stage: StageSettings, stack: StackDefinition, parameters: dict[str, str] | None = None
+    stage: StageSettings,
+    stack: StackDefinition,
+    parameters: dict[str, str] | None = None,
+    on_create: dict[str, str] | None = None,
 ) -> DeployStack:
     assert stack.template is not None, f"{stack.name} has no template file"
     return DeployStack(
@@ -139,6 +142,7 @@ def template_stack(
         capabilities=stack.capabilities,
         tags=tags(stage),
         parameters=dict(parameters or {}),
+        on_create=dict(on_create or {}),
     )
 
 
@@ -165,7 +169,13 @@ def s3_step(stage: StageSettings) -> Step:
 def dynamodb_step(stage: StageSettings) -> Step:
     stack = stage.stack("dynamodb")
     summary = f"the label table and its stream: stack {stack.name}"
-    return Step("dynamodb", summary, (template_stack(stage, stack),))
+    # Deletion protection would stop a failed first create's rollback from deleting its
+    # tables (RetainExceptOnCreate), leaving them to make the next try fail; it is switched
+    # on by the update that follows a successful create.
+    deploy = template_stack(
+        stage, stack, {"DeletionProtection": "true"}, on_create={"DeletionProtection": "false"}
+    )
+    return Step("dynamodb", summary, (deploy,))
 
 
 def secrets_step(stage: StageSettings) -> Step:
