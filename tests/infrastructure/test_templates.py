@@ -504,4 +504,3 @@ def test_deletion_protection_is_off_only_when_the_deploy_asks_for_a_first_create
     assert template["Conditions"]["Protected"] == {
         "Fn::Equals": [{"Ref": "DeletionProtection"}, "true"]
     }
-
