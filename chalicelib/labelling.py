@@ -160,7 +160,8 @@ class LabellingService:
         except Exception as error:
             if self._is_transient(error):
                 raise
-            unsettled = [image_id for image_id in image_ids if image_id not in report.settled()]
+            settled = report.settled()
+            unsettled = [image_id for image_id in image_ids if image_id not in settled]
             log.warning(
                 "a labelling batch raised; labelling its images one at a time",
                 extra={"error": describe_error(error), "image_ids": unsettled},

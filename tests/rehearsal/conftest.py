@@ -48,17 +48,22 @@ def photos() -> Iterator[LoopbackServer]:
         yield server
 
 
-def deploy_environment(
-    emulator: MiniStack, photos: LoopbackServer, call_log: Path
-) -> dict[str, str]:
+def emulator_credentials() -> dict[str, str]:
+    """This process's environment without its AWS and ImageLabeller settings, and with the
+    emulator's credentials: nothing of the machine's own setup can reach the commands."""
     environment = {
         name: value
         for name, value in os.environ.items()
         if not name.startswith(("AWS_", "IMAGELABELLER_"))
     }
+    return {**environment, **CREDENTIALS}
+
+
+def deploy_environment(
+    emulator: MiniStack, photos: LoopbackServer, call_log: Path
+) -> dict[str, str]:
     return {
-        **environment,
-        **CREDENTIALS,
+        **emulator_credentials(),
         "IMAGELABELLER_DEPLOY_EMULATOR": emulator.endpoint,
         "IMAGELABELLER_PHOTO_BASE_URL": photos.url("").rstrip("/"),
         "IMAGELABELLER_DEPLOY_CALL_LOG": str(call_log),

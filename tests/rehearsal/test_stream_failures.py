@@ -10,7 +10,6 @@ itself, for a range of real stream records the function never saw.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 import uuid
@@ -19,9 +18,10 @@ from typing import Any
 
 import requests
 
-from tests.rehearsal.conftest import Deployed, api_base_url
-from tests.rehearsal.local_aws import CREDENTIALS, ROOT, MiniStack
+from tests.rehearsal.conftest import Deployed, api_base_url, emulator_credentials
+from tests.rehearsal.local_aws import ROOT, MiniStack
 from tests.support import poll, solid_image
+from tests.system.client import ApiClient
 
 FUNCTION = "imagelabeller-test-label_new_images"
 FAILURE_QUEUE = "imagelabeller-labelling-failed"
@@ -38,7 +38,7 @@ def submit(base: str, data: bytes) -> str:
 
 
 def status(base: str, image_id: str) -> str:
-    return str(requests.get(f"{base}/images/{image_id}", timeout=30).json()["status"])
+    return str(ApiClient(base).record(image_id)["status"])
 
 
 def stored_item(emulator: MiniStack, image_id: str) -> dict[str, Any]:
@@ -165,12 +165,7 @@ def stream_records(streams: Any, stream_arn: str, shard_id: str) -> list[dict[st
 
 
 def redrive(emulator: MiniStack, *arguments: str) -> subprocess.CompletedProcess[str]:
-    environment = {
-        name: value
-        for name, value in os.environ.items()
-        if not name.startswith(("AWS_", "IMAGELABELLER_"))
-    }
-    environment.update(CREDENTIALS, AWS_ENDPOINT_URL=emulator.endpoint)
+    environment = {**emulator_credentials(), "AWS_ENDPOINT_URL": emulator.endpoint}
     return subprocess.run(
         [str(ROOT / "scripts" / "redrive"), "test", *arguments],
         cwd=ROOT,
