@@ -121,6 +121,15 @@ class Settings:
     # The key itself, for local mode only: deployed functions read
     # aws.webhook_secret_arn instead, and refuse this in a Lambda environment.
     webhook_secret: str = ""
+    # Every route but the open ones needs an API key. Off only for a local measurement of
+    # what the check costs (scripts/bench_auth.py): every caller is then `legacy`.
+    require_api_keys: bool = True
+    # The original's keyless GET /submit-image and /get-image-label, as the `legacy`
+    # tenant: on for local and test, off by default (then they need a key like the rest).
+    legacy_routes_open: bool = False
+    # Per API key: requests in any minute (a token bucket), and images accepted a UTC day.
+    rate_limit_per_minute: int = 600
+    daily_image_quota: int = 10_000
     aws: AwsSettings = AwsSettings()
 
     @classmethod
@@ -135,8 +144,15 @@ class Settings:
                 "anyone who may read the function's configuration sees it; deployed stages "
                 "name the secret with IMAGELABELLER_WEBHOOK_SECRET_ARN instead"
             )
+        backend = env.choice("BACKEND", BACKENDS, "local")
+        require_api_keys = env.flag("REQUIRE_API_KEYS", True)
+        if not require_api_keys and backend != "local":
+            raise ConfigError(
+                "IMAGELABELLER_REQUIRE_API_KEYS=false is for local measurements only; a "
+                "deployed API always needs keys"
+            )
         return cls(
-            backend=env.choice("BACKEND", BACKENDS, "local"),
+            backend=backend,
             labeller=env.choice("LABELLER", LABELLERS, "onnx"),
             data_dir=Path(env.text("DATA_DIR", str(DEFAULT_DATA_DIR))).expanduser(),
             model=model,
@@ -162,6 +178,10 @@ class Settings:
             onnx_threads=env.integer("ONNX_THREADS", 0, minimum=0),
             local_stream=env.flag("LOCAL_STREAM", True),
             webhook_secret=webhook_secret,
+            require_api_keys=require_api_keys,
+            legacy_routes_open=env.flag("LEGACY_ROUTES_OPEN", False),
+            rate_limit_per_minute=env.integer("RATE_LIMIT_PER_MINUTE", 600),
+            daily_image_quota=env.integer("DAILY_IMAGE_QUOTA", 10_000),
             aws=AwsSettings(
                 region=env.text("AWS_REGION", _lambda_region(env_source) or AwsSettings.region),
                 bucket=env.text("BUCKET", ""),

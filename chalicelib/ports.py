@@ -131,6 +131,34 @@ class KeyStore(Protocol):
         ...
 
 
+class RequestRate(Protocol):
+    """Requests per API key, a token bucket per key (in memory | DynamoDB items)."""
+
+    def take(self, key_id: str, per_minute: int) -> float | None:
+        """Count one request of the key against a bucket of `per_minute` tokens that refills
+        at `per_minute` a minute. None if it had a token; otherwise the seconds until it has
+        one (and nothing is counted)."""
+        ...
+
+
+class ImageQuota(Protocol):
+    """Images accepted per API key per UTC day (SQLite | DynamoDB items)."""
+
+    def reserve(self, key_id: str, day: str, count: int, limit: int) -> bool:
+        """Add `count` to the key's images of `day` (YYYY-MM-DD) if the total stays within
+        `limit`, atomically (two callers at once cannot both pass the limit); False, and
+        nothing added, otherwise."""
+        ...
+
+    def release(self, key_id: str, day: str, count: int) -> None:
+        """Give back `count` reserved images that were not accepted after all."""
+        ...
+
+    def used(self, key_id: str, day: str) -> int:
+        """The key's images of `day` so far."""
+        ...
+
+
 class Labeller(Protocol):
     """An image classifier (ONNX in process | SageMaker endpoint)."""
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from chalicelib.domain.errors import ImageLabellerError, InvalidRequest
+from chalicelib.domain.models import LEGACY_TENANT
 
 KEY_PREFIX = "ilk"
 KEY_ID_BYTES = 8
@@ -26,9 +27,9 @@ KEY_ID_PATTERN = re.compile(r"^[0-9a-f]{16}$")
 # the key id, before the secret, has a fixed length and no "_" of its own).
 KEY_PATTERN = re.compile(r"^ilk_([0-9a-f]{16})_([A-Za-z0-9_-]{43,128})$")
 TENANT_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
-# The tenant of the keyless legacy routes and of every record made before tenancy. No key
-# is issued for it: such a key would reach all of those records, from any caller.
-LEGACY_TENANT = "legacy"
+# LEGACY_TENANT (models.py) is the tenant of the keyless legacy routes and of every record
+# made before tenancy. No key is issued for it: such a key would reach all of those
+# records, from any caller.
 MAX_LABEL_LENGTH = 200
 
 

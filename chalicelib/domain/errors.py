@@ -57,6 +57,23 @@ class ImageNotFound(ImageLabellerError):
     code = "not_found"
 
 
+class Unauthorized(ImageLabellerError):
+    """No valid API key: none given, malformed, unknown, wrong or revoked, alike."""
+
+    code = "unauthorized"
+
+
+class TooManyRequests(ImageLabellerError):
+    """Over a key's request rate or daily image quota; `retry_after` says when (seconds)
+    to try again."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
+
+
 class StorageFull(ImageLabellerError):
     """The disk that holds images or records is full: nothing was stored, try later."""
 

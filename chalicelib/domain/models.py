@@ -8,6 +8,9 @@ from datetime import UTC, datetime
 from urllib.parse import urlsplit, urlunsplit
 
 LEGACY_LABEL_COUNT = 5
+# The tenant of records the keyless legacy routes make, and of every record made before
+# records had tenants (the migration writes it on them).
+LEGACY_TENANT = "legacy"
 # The format of refused upload bytes' record: they were never stored as an image.
 REFUSED_FORMAT = "unknown"
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from chalice.app import Request, Response
 
-from chalicelib.domain.errors import ImageLabellerError
+from chalicelib.domain.errors import ImageLabellerError, TooManyRequests, Unauthorized
 from chalicelib.domain.models import LabelHit, UploadTicket
 from chalicelib.domain.record_json import record_body
 from chalicelib.submission import BatchItem, Submission
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 STATUS_BY_CODE = {
     "invalid_request": 400,
     "url_not_allowed": 400,
+    "unauthorized": 401,
     "upload_not_allowed": 403,
     "not_found": 404,
     "conflict": 409,
@@ -29,6 +30,7 @@ STATUS_BY_CODE = {
     "unsupported_image_format": 415,
     "unsupported_media_type": 415,
     "fetch_failed": 422,
+    "too_many_requests": 429,
     "insufficient_storage": 507,
 }
 # Raw uploads API Gateway must pass through as bytes (it base64-encodes these types).
@@ -46,9 +48,18 @@ def error_body(code: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message}}
 
 
+# How a caller presents its API key (RFC 6750), named in every 401.
+AUTHENTICATE_HEADER = 'Bearer realm="imagelabeller"'
+
+
 def error_response(error: ImageLabellerError) -> Response:
     status = STATUS_BY_CODE.get(error.code, 400)
-    return Response(body=error_body(error.code, error.message), status_code=status)
+    headers: dict[str, str | list[str]] = {}
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = AUTHENTICATE_HEADER
+    if isinstance(error, TooManyRequests):
+        headers["Retry-After"] = str(error.retry_after)
+    return Response(body=error_body(error.code, error.message), status_code=status, headers=headers)
 
 
 def answers_errors_as_json[View: Callable[..., Any]](view: View) -> View:

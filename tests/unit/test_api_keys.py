@@ -14,7 +14,6 @@ from chalicelib.adapters.sqlite_keys import SqliteKeyStore
 from chalicelib.api_keys import ApiKeys
 from chalicelib.domain.api_keys import (
     KEY_PATTERN,
-    LEGACY_TENANT,
     DuplicateKeyId,
     InvalidKeyLabel,
     InvalidTenant,
@@ -24,6 +23,7 @@ from chalicelib.domain.api_keys import (
     parse_key,
     secret_hash,
 )
+from chalicelib.domain.models import LEGACY_TENANT
 
 T0 = datetime(2026, 12, 1, 9, 0, tzinfo=UTC)
 
