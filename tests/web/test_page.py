@@ -137,7 +137,8 @@ def is_api_call(request: Request) -> bool:
 
 
 def bearer_of(request: Request) -> str | None:
-    return request.all_headers().get("authorization")
+    headers: dict[str, str] = request.all_headers()
+    return headers.get("authorization")
 
 
 @pytest.fixture
