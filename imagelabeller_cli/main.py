@@ -17,6 +17,7 @@ from typing import Any
 from tqdm import tqdm
 
 from chalicelib.config import ConfigError, Settings
+from chalicelib.domain.api_keys import parse_key
 from chalicelib.domain.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
 from imagelabeller_cli import keys, output
@@ -41,6 +42,7 @@ EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 API_VARIABLE = "IMAGELABELLER_API"
+API_KEY_VARIABLE = "IMAGELABELLER_API_KEY"
 DEFAULT_API = "http://127.0.0.1:8000"
 DEFAULT_TOP_K = 5
 DEFAULT_BATCH_SIZE = 16
@@ -153,6 +155,37 @@ def _add_api_option(parser: argparse.ArgumentParser, default: str) -> None:
         metavar="URL",
         help=f"the API's base URL (default: ${API_VARIABLE}, else {DEFAULT_API}; now %(default)s)",
     )
+    # No default here: argparse would show it in --help.
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help=f"the API key, sent as `Authorization: Bearer KEY` (default: ${API_KEY_VARIABLE}, "
+        "which keeps it out of shell history and the process list); make one with "
+        "`imagelabeller keys create --tenant NAME`",
+    )
+
+
+def _api_client(args: argparse.Namespace, environ: Mapping[str, str]) -> ApiClient:
+    """The client of --api with the key of --api-key, else of $IMAGELABELLER_API_KEY; a
+    usage error (exit 2) for a key that cannot be one."""
+    key, source = api_key_given(args.api_key, environ)
+    if key is not None and parse_key(key) is None:
+        args.parser.error(
+            f"the API key from {source} is not an ImageLabeller API key: keys read "
+            "ilk_<16 hex digits>_<secret>, as `imagelabeller keys create` prints them"
+        )
+    args.key_source = source
+    return ApiClient(args.api, api_key=key)
+
+
+def api_key_given(flag: str | None, environ: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The key and where it came from: the flag wins over the environment; blank is none."""
+    if flag is not None and flag.strip():
+        return flag.strip(), "--api-key"
+    from_environment = environ.get(API_KEY_VARIABLE, "").strip()
+    if from_environment:
+        return from_environment, f"${API_KEY_VARIABLE}"
+    return None, None
 
 
 def run_label(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
@@ -218,13 +251,16 @@ def run_submit(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
     source: str = args.source
     if not URL_SCHEME.match(source) and not Path(source).is_file():
         args.parser.error(f"{source!r} is neither a URL nor a file")
-    client = ApiClient(args.api)
+    client = _api_client(args, environ)
     try:
         record = _submit(client, source)
         if args.wait:
             image_id = str(record["image_id"])
             record = wait_until_finished(lambda: client.record(image_id), args.timeout)
-    except (ApiError, ApiUnreachable, WaitTimedOut, OSError) as exc:
+    except ApiError as exc:
+        complain(output.api_error_text(exc, args.key_source))
+        return EXIT_FAILED
+    except (ApiUnreachable, WaitTimedOut, OSError) as exc:
         complain(str(exc))
         return EXIT_FAILED
     if args.json:
@@ -244,9 +280,13 @@ def _submit(client: ApiClient, source: str) -> dict[str, Any]:
 
 
 def run_get(args: argparse.Namespace, environ: Mapping[str, str]) -> int:
+    client = _api_client(args, environ)
     try:
-        record = ApiClient(args.api).record(args.image_id)
-    except (ApiError, ApiUnreachable) as exc:
+        record = client.record(args.image_id)
+    except ApiError as exc:
+        complain(output.api_error_text(exc, args.key_source))
+        return EXIT_FAILED
+    except ApiUnreachable as exc:
         complain(str(exc))
         return EXIT_FAILED
     print(output.record_json(record) if args.json else output.record_line(record))

@@ -7,7 +7,10 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from chalicelib.domain.models import Label
+from imagelabeller_cli.api_client import ApiError, KeyRefused, RateLimited
 from imagelabeller_cli.local_labelling import FileResult
+
+MAKE_A_KEY = "`imagelabeller keys create --tenant NAME`"
 
 
 def percent_labels(labels: Iterable[tuple[str, float]]) -> str:
@@ -60,3 +63,22 @@ def record_json(record: dict[str, Any]) -> str:
 
 def _label_json(label: Label) -> dict[str, Any]:
     return {"name": label.name, "score": label.score}
+
+
+def api_error_text(error: ApiError, key_source: str | None) -> str:
+    """What the API refused, in words: a refused or missing key says how to make one and
+    where the key came from (never the key), a 429 when to try again; else `code: message`."""
+    if isinstance(error, KeyRefused):
+        if key_source is None:
+            return (
+                f"the API needs an API key: {error.message}; give one with --api-key or "
+                f"$IMAGELABELLER_API_KEY (make one with {MAKE_A_KEY})"
+            )
+        return (
+            f"the API refused the key from {key_source}: {error.message}; "
+            f"make one with {MAKE_A_KEY}"
+        )
+    if isinstance(error, RateLimited):
+        when = "later" if error.retry_after is None else f"in {error.retry_after} s"
+        return f"too many requests: {error.message}; try again {when}"
+    return str(error)

@@ -1,14 +1,20 @@
-"""`imagelabeller submit` and `get` against the real `chalice local`, as a user runs them."""
+"""`imagelabeller submit` and `get` against the real `chalice local`, as a user runs them,
+with an API key made in its data folder (as `imagelabeller keys create` makes one)."""
 
 from __future__ import annotations
 
 import json
 import re
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from chalicelib.adapters.sqlite import SqliteDatabase
+from chalicelib.adapters.sqlite_keys import SqliteKeyStore
+from chalicelib.api_keys import ApiKeys
+from chalicelib.bootstrap import DATABASE_FILE
 from tests.cli.support import run_cli, truncated_jpeg
 from tests.support import (
     EXPECTED_TOP_LABELS,
@@ -24,11 +30,39 @@ from tests.system.chalice_local import ChaliceLocal
 IMAGE_ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
 LABEL = r"[^:,]+ \d+\.\d%"
 CLASSIFIED_LINE = re.compile(rf"^(?P<id>{IMAGE_ID}): CLASSIFIED: (?P<labels>{LABEL}(, {LABEL})*)$")
+MAKE_ONE = "make one with `imagelabeller keys create --tenant NAME`"
+
+
+@dataclass(frozen=True)
+class Keys:
+    good: str
+    revoked: str
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return {"IMAGELABELLER_API_KEY": self.good}
 
 
 @pytest.fixture(scope="module")
-def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    folder = tmp_path_factory.mktemp("chalice-local")
+def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("chalice-local")
+
+
+@pytest.fixture(scope="module")
+def keys(folder: Path) -> Keys:
+    database = SqliteDatabase(folder / "data" / DATABASE_FILE)
+    try:
+        api_keys = ApiKeys(SqliteKeyStore(database))
+        good = api_keys.create("cli-tests").key
+        revoked = api_keys.create("cli-tests")
+        api_keys.revoke(revoked.record.key_id)
+    finally:
+        database.close()
+    return Keys(good=good, revoked=revoked.key)
+
+
+@pytest.fixture(scope="module")
+def api(folder: Path, keys: Keys) -> Iterator[str]:
     server = ChaliceLocal(folder / "data", folder / "chalice.log").start()
     try:
         yield server.base_url
@@ -50,12 +84,12 @@ def label_names(line: str) -> list[str]:
 
 
 def test_an_uploaded_photo_waited_for_prints_its_labels_espresso_first(
-    api: str, tmp_path: Path
+    api: str, keys: Keys, tmp_path: Path
 ) -> None:
     photo = tmp_path / "coffee.png"
     photo.write_bytes(photo_png("coffee"))
 
-    result = run_cli("submit", str(photo), "--api", api, "--wait")
+    result = run_cli("submit", str(photo), "--api", api, "--wait", env=keys.environment)
 
     assert result.returncode == 0, result.stderr
     (line,) = result.stdout.splitlines()
@@ -65,11 +99,11 @@ def test_an_uploaded_photo_waited_for_prints_its_labels_espresso_first(
 
 
 def test_a_url_waited_for_as_json_is_the_classified_record(
-    api: str, photo_server: LoopbackServer
+    api: str, keys: Keys, photo_server: LoopbackServer
 ) -> None:
     url = photo_server.serve("/chelsea.png", photo_png("chelsea"))
 
-    result = run_cli("submit", url, "--api", api, "--wait", "--json")
+    result = run_cli("submit", url, "--api", api, "--api-key", keys.good, "--wait", "--json")
 
     assert result.returncode == 0, result.stderr
     record = json.loads(result.stdout)
@@ -82,11 +116,11 @@ def test_a_url_waited_for_as_json_is_the_classified_record(
 
 
 def test_submit_prints_only_the_id_and_get_reads_the_api_from_the_environment(
-    api: str, tmp_path: Path
+    api: str, keys: Keys, tmp_path: Path
 ) -> None:
     photo = tmp_path / "chelsea.jpg"
     photo.write_bytes(photo_jpeg("chelsea"))
-    environment = {"IMAGELABELLER_API": api}
+    environment = {"IMAGELABELLER_API": api, **keys.environment}
 
     submitted = run_cli("submit", str(photo), env=environment)
 
@@ -108,8 +142,8 @@ def test_submit_prints_only_the_id_and_get_reads_the_api_from_the_environment(
     assert record["image"]["format"] == "JPEG"  # uploaded as image/jpeg, stored as such
 
 
-def test_a_file_url_is_refused_with_the_apis_code_and_exit_1(api: str) -> None:
-    result = run_cli("submit", "file:///etc/passwd", "--api", api, "--wait")
+def test_a_file_url_is_refused_with_the_apis_code_and_exit_1(api: str, keys: Keys) -> None:
+    result = run_cli("submit", "file:///etc/passwd", "--api", api, "--wait", env=keys.environment)
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -125,20 +159,21 @@ def test_a_file_url_is_refused_with_the_apis_code_and_exit_1(api: str) -> None:
     ids=["text", "truncated-jpeg"],
 )
 def test_an_upload_the_api_refuses_prints_its_error(
-    api: str, tmp_path: Path, data: bytes, message: str
+    api: str, keys: Keys, tmp_path: Path, data: bytes, message: str
 ) -> None:
     upload = tmp_path / "upload.jpg"
     upload.write_bytes(data)
 
-    result = run_cli("submit", str(upload), "--api", api)
+    result = run_cli("submit", str(upload), "--api", api, env=keys.environment)
 
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr.startswith(f"error: not_an_image: {message}")
 
 
-def test_get_of_an_unknown_id_is_not_found_and_exit_1(api: str) -> None:
-    result = run_cli("get", "00000000-0000-0000-0000-000000000000", "--api", api)
+def test_get_of_an_unknown_id_is_not_found_and_exit_1(api: str, keys: Keys) -> None:
+    unknown = "00000000-0000-0000-0000-000000000000"
+    result = run_cli("get", unknown, "--api", api, env=keys.environment)
 
     assert result.returncode == 1
     assert result.stdout == ""
@@ -159,3 +194,30 @@ def test_submitting_a_path_that_does_not_exist_is_a_usage_error(tmp_path: Path) 
 
     assert result.returncode == 2
     assert "is neither a URL nor a file" in result.stderr
+
+
+def test_without_a_key_the_api_refuses_and_the_cli_says_how_to_give_one(
+    api: str, tmp_path: Path
+) -> None:
+    photo = tmp_path / "coffee.png"
+    photo.write_bytes(photo_png("coffee"))
+
+    result = run_cli("submit", str(photo), "--api", api)
+
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith("error: the API needs an API key: ")
+    assert result.stderr.endswith(
+        f"; give one with --api-key or $IMAGELABELLER_API_KEY ({MAKE_ONE})\n"
+    )
+
+
+def test_a_revoked_key_is_refused_and_never_printed(api: str, keys: Keys) -> None:
+    environment = {"IMAGELABELLER_API_KEY": keys.revoked}
+
+    result = run_cli("get", "00000000-0000-0000-0000-000000000000", "--api", api, env=environment)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: the API refused the key from $IMAGELABELLER_API_KEY: ")
+    assert result.stderr.endswith(f"; {MAKE_ONE}\n")
+    assert keys.revoked not in result.stdout + result.stderr
