@@ -9,11 +9,13 @@ from typing import Any
 from chalicelib.adapters.emf import EmfMetrics
 from chalicelib.adapters.fetch import GuardedFetcher
 from chalicelib.adapters.files import FolderImageStore
+from chalicelib.adapters.memory_rate import MemoryRequestRate
 from chalicelib.adapters.onnx import OnnxLabeller, model_spec
 from chalicelib.adapters.secrets import FixedKey, SecretsManagerKey, SigningKey
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.adapters.sqlite_keys import SqliteKeyStore
 from chalicelib.adapters.sqlite_queue import SqliteNotifier, SqliteQueue
+from chalicelib.adapters.sqlite_quota import SqliteImageQuota
 from chalicelib.adapters.webhooks import WebhookSender
 from chalicelib.api_keys import ApiKeys
 from chalicelib.config import ConfigError, Limits, Settings
@@ -26,7 +28,16 @@ from chalicelib.local.stream import (
     StreamHandler,
     StreamSource,
 )
-from chalicelib.ports import ImageStore, KeyStore, Labeller, LabelTable, Notifier
+from chalicelib.ports import (
+    ImageQuota,
+    ImageStore,
+    KeyStore,
+    Labeller,
+    LabelTable,
+    Notifier,
+    RequestRate,
+)
+from chalicelib.quotas import Quotas
 from chalicelib.use_cases import UseCases, wire
 
 DATABASE_FILE = "imagelabeller.sqlite3"
@@ -37,8 +48,9 @@ IMAGES_FOLDER = "images"
 class Components:
     settings: Settings
     use_cases: UseCases
-    # Issued, listed and revoked by `imagelabeller keys`; no route checks keys yet.
+    # Issued, listed and revoked by `imagelabeller keys`; checked on every keyed route.
     api_keys: ApiKeys
+    quotas: Quotas
     database: SqliteDatabase | None
     # Local mode takes direct uploads itself; on AWS they go to S3.
     local_upload_store: FolderImageStore | None
@@ -67,6 +79,7 @@ def build(settings: Settings) -> Components:
         settings=settings,
         use_cases=use_cases,
         api_keys=ApiKeys(keys),
+        quotas=_quotas(settings, database),
         database=database,
         local_upload_store=local_store,
         local_callback_queue=callback_queue,
@@ -93,6 +106,22 @@ def _storage(
     table = DynamoDBLabelTable(dynamodb, settings.aws.table, settings.aws.label_index_table)
     keys = DynamoDBKeyStore(dynamodb, settings.aws.label_index_table)
     return S3ImageStore(s3, settings.aws.bucket), table, keys, None
+
+
+def _quotas(settings: Settings, database: SqliteDatabase | None) -> Quotas:
+    """Local mode: a token bucket in the server's memory, image counts in its database. On
+    AWS both live in ImageLabelIndex items, shared by every instance of the function."""
+    rate: RequestRate
+    images: ImageQuota
+    if database is not None:
+        rate, images = MemoryRequestRate(), SqliteImageQuota(database)
+    else:
+        from chalicelib.adapters.dynamodb_quotas import DynamoDBImageQuota, DynamoDBRequestRate
+
+        dynamodb = _aws_client("dynamodb", settings)
+        table = settings.aws.label_index_table
+        rate, images = DynamoDBRequestRate(dynamodb, table), DynamoDBImageQuota(dynamodb, table)
+    return Quotas(rate, images, settings.rate_limit_per_minute, settings.daily_image_quota)
 
 
 def api_keys_for(settings: Settings) -> ApiKeys:
@@ -215,6 +244,10 @@ def use_cases() -> UseCases:
 
 def api_keys() -> ApiKeys:
     return components().api_keys
+
+
+def quotas() -> Quotas:
+    return components().quotas
 
 
 def local_stream_poller(handler: StreamHandler, stream_arn: str) -> LocalStreamPoller:

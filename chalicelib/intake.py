@@ -44,6 +44,7 @@ class ImageIntake:
 
     def store_new(
         self,
+        tenant: str,
         data: bytes,
         source_url: str | None,
         image_id: str,
@@ -61,6 +62,7 @@ class ImageIntake:
             status=Status.NOT_CLASSIFIED,
             image=info,
             submitted_at=self._clock(),
+            tenant=tenant,
             source_url=source_url,
             webhook=webhook,
         )
@@ -82,6 +84,7 @@ class ImageIntake:
             "image accepted",
             extra={
                 "image_id": record.image_id,
+                "tenant": tenant,
                 "status": record.status.value,
                 "format": info.format,
                 "size_bytes": len(data),

@@ -263,7 +263,7 @@ class LabellingService:
         now = self._clock()
         model = self._labeller.model_id
         if outcome.ok:
-            done = self._table.complete(image_id, outcome.labels, model, now)
+            done = self._table.complete(image_id, outcome.labels, model, now, tenant=record.tenant)
             (report.classified if done else report.skipped).append(image_id)
             if done:
                 latency = (now - record.submitted_at).total_seconds()

@@ -60,8 +60,9 @@ class LabelTable(Protocol):
     def insert(self, record: ImageRecord, *, unique_bytes: bool = True) -> None:
         """Add a new record; this is what puts it on the stream.
 
-        With `unique_bytes`, the record also claims its bytes (`record.image.sha256`) in
-        the same write: if another claiming record has them, nothing is written and
+        With `unique_bytes`, the record also claims its bytes (`record.image.sha256`) within
+        its tenant in the same write: if another claiming record of the tenant has them
+        (another tenant's never counts), nothing is written and
         DuplicateImage names that record. The claim ends when its record is deleted.
         Direct uploads insert without it (their id is given out before the bytes exist).
         Raises DuplicateImageId if the id is taken."""
@@ -69,8 +70,11 @@ class LabelTable(Protocol):
 
     def get(self, image_id: str) -> ImageRecord | None: ...
 
-    def complete(self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime) -> bool:
-        """Mark CLASSIFIED if still NOT_CLASSIFIED; False (and no change) otherwise."""
+    def complete(
+        self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime, *, tenant: str
+    ) -> bool:
+        """Mark CLASSIFIED if still NOT_CLASSIFIED, and index its labels in the search of
+        `tenant`, which must be the record's; False (and no change) otherwise."""
         ...
 
     def fail(self, image_id: str, error: str, model: str | None, at: datetime) -> bool:
@@ -81,8 +85,9 @@ class LabelTable(Protocol):
         """Add one to the record's labelling attempts and return the new count."""
         ...
 
-    def find_by_sha256(self, sha256: str) -> ImageRecord | None:
-        """A record of an image with these exact bytes, if there is one."""
+    def find_by_sha256(self, tenant: str, sha256: str) -> ImageRecord | None:
+        """A record of `tenant` of an image with these exact bytes, if there is one (another
+        tenant's record of the same bytes is never the answer)."""
         ...
 
     def reopen(self, image_id: str) -> ImageRecord | None:
@@ -99,9 +104,9 @@ class LabelTable(Protocol):
         ...
 
     def images_with_label(
-        self, name: str, limit: int, after: str | None
+        self, tenant: str, name: str, limit: int, after: str | None
     ) -> tuple[list[LabelHit], str | None]:
-        """CLASSIFIED images labelled `name`, best score first, a page at a time.
+        """CLASSIFIED images of `tenant` labelled `name`, best score first, a page at a time.
 
         `after` is the token a previous page returned; raises InvalidPageToken for a token
         this table did not make. Returns the page and the next token (None at the end)."""

@@ -1,5 +1,6 @@
 """The records once they exist: read one, search them by label, delete one, or send a
-finished one back to be labelled again. Talks only to the ports."""
+finished one back to be labelled again, each for one tenant: another tenant's record
+answers exactly as a missing one does. Talks only to the ports."""
 
 from __future__ import annotations
 
@@ -18,22 +19,24 @@ class RecordService:
         self._store = storage.store
         self._table = storage.table
 
-    def get(self, image_id: str) -> ImageRecord:
+    def get(self, tenant: str, image_id: str) -> ImageRecord:
         record = self._table.get(image_id) if looks_like_image_id(image_id) else None
-        if record is None:
+        if record is None or record.tenant != tenant:
             raise ImageNotFound(f"no image with id {image_id!r}")
         return record
 
-    def delete(self, image_id: str) -> None:
-        """Remove the record (and its search entries) first, then the stored image."""
-        if not looks_like_image_id(image_id) or not self._table.delete(image_id):
+    def delete(self, tenant: str, image_id: str) -> None:
+        """Remove the record (and its search entries) first, then the stored image. A
+        record's tenant never changes, so the one read here is the one deleted."""
+        self.get(tenant, image_id)
+        if not self._table.delete(image_id):
             raise ImageNotFound(f"no image with id {image_id!r}")
         self._store.delete(image_id)
         log.info("image deleted", extra={"image_id": image_id})
 
-    def relabel(self, image_id: str) -> ImageRecord:
+    def relabel(self, tenant: str, image_id: str) -> ImageRecord:
         """Label a finished image again with the current model; its last result is kept."""
-        record = self.get(image_id)
+        record = self.get(tenant, image_id)
         if not may_relabel(record):
             raise Conflict(f"image {image_id} is still being labelled")
         reopened = self._table.reopen(image_id)
@@ -46,8 +49,8 @@ class RecordService:
         return reopened
 
     def images_with_label(
-        self, name: str, limit: int, page_token: str | None
+        self, tenant: str, name: str, limit: int, page_token: str | None
     ) -> tuple[list[LabelHit], str | None]:
         if not name.strip():
             raise InvalidRequest("the label name is empty")
-        return self._table.images_with_label(name, limit, page_token)
+        return self._table.images_with_label(tenant, name, limit, page_token)

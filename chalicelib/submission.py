@@ -1,6 +1,7 @@
 """Submission, the first flow of DESIGN.md: an image comes in (a URL to fetch, or bytes),
 is checked, stored, and gets a NOT_CLASSIFIED record, which puts it on the stream for
-labelling. The same bytes again get the first record. Direct uploads: uploads.py.
+labelling. The same bytes again, from the same tenant, get the first record; every
+record is its submitter's tenant's. Direct uploads: uploads.py.
 
 Talks only to the ports; bootstrap.py hands in the adapters.
 """
@@ -71,27 +72,31 @@ class SubmissionService:
         self._fetcher = fetcher
         self._new_id = new_id
 
-    def submit_url(self, url: str, callback_url: str | None = None) -> Submission:
+    def submit_url(self, tenant: str, url: str, callback_url: str | None = None) -> Submission:
         url = _checked_url(url, "url")
         webhook = self._webhook(callback_url)
         data = self._fetcher.fetch(url)
-        return self._accept(data, source_url=without_secrets(url), webhook=webhook)
+        return self._accept(tenant, data, source_url=without_secrets(url), webhook=webhook)
 
-    def submit_upload(self, data: bytes, callback_url: str | None = None) -> Submission:
-        return self._accept(data, source_url=None, webhook=self._webhook(callback_url))
+    def submit_upload(
+        self, tenant: str, data: bytes, callback_url: str | None = None
+    ) -> Submission:
+        return self._accept(tenant, data, source_url=None, webhook=self._webhook(callback_url))
 
-    def submit_batch(self, urls: Sequence[str], callback_url: str | None = None) -> list[BatchItem]:
+    def submit_batch(
+        self, tenant: str, urls: Sequence[str], callback_url: str | None = None
+    ) -> list[BatchItem]:
         """Several URLs at once, fetched concurrently; each gets its own answer, so one bad
         URL does not fail the others."""
         if not 1 <= len(urls) <= MAX_BATCH_URLS:
             raise InvalidRequest(f"`urls` must be a list of 1 to {MAX_BATCH_URLS} URLs")
         self._webhook(callback_url)  # a bad callback refuses the whole batch
         with ThreadPoolExecutor(max_workers=len(urls), thread_name_prefix="batch") as pool:
-            return list(pool.map(lambda url: self._batch_item(url, callback_url), urls))
+            return list(pool.map(lambda url: self._batch_item(tenant, url, callback_url), urls))
 
-    def _batch_item(self, url: str, callback_url: str | None) -> BatchItem:
+    def _batch_item(self, tenant: str, url: str, callback_url: str | None) -> BatchItem:
         try:
-            return BatchItem(url=url, submission=self.submit_url(url, callback_url))
+            return BatchItem(url=url, submission=self.submit_url(tenant, url, callback_url))
         except ImageLabellerError as error:
             return BatchItem(url=url, error=error)
 
@@ -104,7 +109,7 @@ class SubmissionService:
         return WebhookState(url=url)
 
     def _accept(
-        self, data: bytes, source_url: str | None, webhook: WebhookState | None
+        self, tenant: str, data: bytes, source_url: str | None, webhook: WebhookState | None
     ) -> Submission:
         """A new record for new bytes; for known bytes, the first record's answer.
 
@@ -114,11 +119,13 @@ class SubmissionService:
         image and answers as a resubmit."""
         digest = sha256_hex(data)
         for _ in range(ACCEPT_ATTEMPTS):
-            known = self._table.find_by_sha256(digest)
+            known = self._table.find_by_sha256(tenant, digest)
             if known is not None and holds_an_image(known):
                 return self._resubmitted(known, data)
             try:
-                record = self._intake.store_new(data, source_url, self._new_id(), webhook, digest)
+                record = self._intake.store_new(
+                    tenant, data, source_url, self._new_id(), webhook, digest
+                )
             except DuplicateImage as duplicate:
                 first = self._table.get(duplicate.image_id)
                 if first is None:

@@ -70,7 +70,7 @@ class UploadService:
         self._clock = clock
         self._new_id = new_id
 
-    def start_upload(self, content_type: str | None) -> UploadTicket:
+    def start_upload(self, tenant: str, content_type: str | None) -> UploadTicket:
         """A form to POST a large image with directly (past API Gateway's request limit),
         which refuses bodies over the image size limit. Once the bytes arrive there,
         register_upload makes the image under this id."""
@@ -79,13 +79,16 @@ class UploadService:
             raise InvalidRequest("`content_type` must be image/* or application/octet-stream")
         image_id = self._new_id()
         target = self._store.upload_target(
-            upload_key(image_id), media, self._max_bytes, UPLOAD_SECONDS
+            upload_key(tenant, image_id), media, self._max_bytes, UPLOAD_SECONDS
         )
         expires_at = self._clock() + timedelta(seconds=UPLOAD_SECONDS)
         return UploadTicket(image_id=image_id, target=target, expires_at=expires_at)
 
-    def register_upload(self, image_id: str, size: int | None = None) -> ImageRecord | None:
-        """The bytes a client uploaded with its form (`uploads/<id>`, as S3 reports them),
+    def register_upload(
+        self, tenant: str, image_id: str, size: int | None = None
+    ) -> ImageRecord | None:
+        """The bytes a client uploaded with its form (`uploads/<tenant>/<id>`, as S3
+        reports them; the tenant is the one that asked for the form),
         registered by `receive_upload`; then the uploaded object is removed. A replayed or
         late notification changes nothing; bytes that differ from the id's record are
         dropped. None if nothing was uploaded under the id.
@@ -93,25 +96,25 @@ class UploadService:
         `size` is the object's size as the notification gives it; without one the store
         is asked. An object over the size limit is never read: it is removed, and the id's
         record (if it has none yet) is FAILED, `image_too_large`."""
-        key = upload_key(image_id)
+        key = upload_key(tenant, image_id)
         try:
             if size is None:
                 size = self._store.size(key)
             if size > self._max_bytes:
-                return self._refuse_unread(image_id, size)
+                return self._refuse_unread(tenant, image_id, size)
             data = self._store.get(key)
         except StoredImageMissing:
             return self._table.get(image_id)
         record: ImageRecord | None
         try:
-            record = self.receive_upload(image_id, data).record
+            record = self.receive_upload(tenant, image_id, data).record
         except UploadConflict as conflict:
             log.warning("upload dropped", extra={"image_id": image_id, "error": conflict.message})
             record = conflict.record
-        self._store.delete(upload_key(image_id))
+        self._store.delete(key)
         return record
 
-    def receive_upload(self, image_id: str, data: bytes) -> Submission:
+    def receive_upload(self, tenant: str, image_id: str, data: bytes) -> Submission:
         """The bytes of a direct upload, checked and queued like any submitted image under
         the ticket's id. Bytes we refuse make a FAILED record saying why (on AWS the client
         can no longer be answered with a 4xx).
@@ -124,10 +127,15 @@ class UploadService:
         for _ in range(REGISTER_ATTEMPTS):
             known = self._table.get(image_id)
             if known is not None:
-                return _same_upload(known, digest)
+                return _same_upload(known, tenant, digest)
             try:
                 record = self._intake.store_new(
-                    data, source_url=None, image_id=image_id, sha256=digest, unique_bytes=False
+                    tenant,
+                    data,
+                    source_url=None,
+                    image_id=image_id,
+                    sha256=digest,
+                    unique_bytes=False,
                 )
             except ImageIdTaken:
                 raise UploadConflict(
@@ -138,7 +146,7 @@ class UploadService:
             except StorageFull:
                 raise
             except ImageLabellerError as error:
-                record = self._refused_upload(image_id, error, len(data), digest)
+                record = self._refused_upload(tenant, image_id, error, len(data), digest)
                 try:
                     self._table.insert(record, unique_bytes=False)
                 except DuplicateImageId:
@@ -155,13 +163,13 @@ class UploadService:
             return Submission(record, created=True)
         raise Conflict("the upload changed while it was being registered; try again")
 
-    def _refuse_unread(self, image_id: str, size: int) -> ImageRecord | None:
+    def _refuse_unread(self, tenant: str, image_id: str, size: int) -> ImageRecord | None:
         """An uploaded object too large to read: removed, and recorded as refused unless
         the id has a record already (an earlier upload with this form keeps it)."""
         error = ImageTooLarge(f"the image is {size} bytes; the limit is {self._max_bytes}")
         record = self._table.get(image_id)
         if record is None:
-            refused = self._refused_upload(image_id, error, size, UNREAD_DIGEST)
+            refused = self._refused_upload(tenant, image_id, error, size, UNREAD_DIGEST)
             try:
                 self._table.insert(refused, unique_bytes=False)
                 record = refused
@@ -176,15 +184,16 @@ class UploadService:
                 "status": None if record is None else record.status.value,
             },
         )
-        self._store.delete(upload_key(image_id))
+        self._store.delete(upload_key(tenant, image_id))
         return record
 
     def _refused_upload(
-        self, image_id: str, error: ImageLabellerError, size: int, digest: str
+        self, tenant: str, image_id: str, error: ImageLabellerError, size: int, digest: str
     ) -> ImageRecord:
         now = self._clock()
         return ImageRecord(
             image_id=image_id,
+            tenant=tenant,
             status=Status.FAILED,
             image=ImageInfo(REFUSED_FORMAT, 0, 0, size, digest),
             submitted_at=now,
@@ -193,13 +202,17 @@ class UploadService:
         )
 
 
-def _same_upload(known: ImageRecord, digest: str) -> Submission:
-    """The answer to an upload URL used again: its record, if the bytes are the same."""
+def _same_upload(known: ImageRecord, tenant: str, digest: str) -> Submission:
+    """The answer to an upload URL used again: its record, if the bytes are the same (and
+    of the same tenant: ids are random, so another tenant's is never its record)."""
+    if known.tenant != tenant:
+        raise UploadConflict("this upload URL was used already, for other bytes", None)
     if not is_same_upload(known, digest):
         raise UploadConflict("this upload URL was used already, for other bytes", known)
     return Submission(known, created=False)
 
 
-def upload_key(image_id: str) -> str:
-    """Where a direct upload lands before it is registered (S3 notifies on this prefix)."""
-    return f"uploads/{image_id}"
+def upload_key(tenant: str, image_id: str) -> str:
+    """Where a direct upload lands before it is registered (S3 notifies on `uploads/`): the
+    tenant that asked for the form is in the key, which the form's signature fixes."""
+    return f"uploads/{tenant}/{image_id}"

@@ -12,9 +12,19 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 from PIL import Image
+
+from chalicelib.adapters.sqlite import SqliteDatabase
+from chalicelib.adapters.sqlite_keys import SqliteKeyStore
+from chalicelib.api_keys import ApiKeys
+from chalicelib.domain.models import LEGACY_TENANT
+
+# The tenant the use-case tests act for: that of records made without one (ImageRecord's
+# default), so that records built by hand and records submitted meet.
+TENANT = LEGACY_TENANT
 
 # Real photos shipped by scikit-image (skimage.data), with the labels a correct
 # ImageNet classifier gives them.
@@ -63,6 +73,34 @@ def solid_image(
 ) -> bytes:
     color: Any = 128 if mode in ("L", "P", "I;16", "I", "1") else tuple([128] * len(mode))
     return encode(Image.new(mode, size, color), format_name)
+
+
+def issue_key(data_dir: Path, tenant: str = "tests") -> str:
+    """A new API key of `tenant` in the local data folder `data_dir` (as `imagelabeller
+    keys create` makes one)."""
+    database = SqliteDatabase(data_dir / "imagelabeller.sqlite3")
+    try:
+        return ApiKeys(SqliteKeyStore(database)).create(tenant).key
+    finally:
+        database.close()
+
+
+def with_key(client: Any, key: str) -> Any:
+    """A chalice.test.Client whose HTTP calls carry `key` as `Authorization: Bearer`,
+    unless a call gives an Authorization header of its own."""
+    http = client.http
+    plain_request = http.request
+
+    def request(
+        method: str, path: str, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> Any:
+        given = dict(headers or {})
+        if not any(name.lower() == "authorization" for name in given):
+            given["Authorization"] = f"Bearer {key}"
+        return plain_request(method, path, headers=given, body=body)
+
+    http.request = request
+    return client
 
 
 class NoNetwork:

@@ -2,9 +2,11 @@
 `Sha256Index` (deduplication) and the search table `ImageLabelIndex` (one item per label
 of each CLASSIFIED image: partition key `LabelKey`, sort key `Rank`, best score first).
 
-The search table also holds one claim per submitted image's bytes (`SHA256#<hex>`, see
-digest_claim_key), written in the insert's transaction: the GSI alone cannot refuse a
-second record of the same bytes, a conditional put on one key can.
+Search entries are keyed per tenant (`<tenant>#<label>`), so a search reads only the
+caller's images. The search table also holds one claim per submitted image's bytes and
+tenant (`SHA256#<tenant>#<hex>`, see digest_claim_key), written in the insert's
+transaction: the GSI alone cannot refuse a second record of the same bytes, a conditional
+put on one key can.
 
 Every change is one conditional request, or one transaction when the search table changes
 with the record, so a replayed stream record can never turn a finished image back, and two
@@ -32,10 +34,11 @@ from chalicelib.adapters.items import (
     failed_changes,
     from_item,
     index_entries,
-    label_key,
     labels_from_item,
     plain_numbers,
     reopened,
+    tenant_label_key,
+    tenant_of,
     to_item,
     webhook_item,
     with_decimals,
@@ -85,9 +88,10 @@ class DynamoDBLabelTable:
     def _insert_claiming_bytes(self, record: ImageRecord, put: dict[str, Any]) -> None:
         """The record's put and its claim on its bytes, as one transaction."""
         sha256 = record.image.sha256
+        claim_key = digest_claim_key(record.tenant, sha256)
         claim = {
             "TableName": self._index,
-            "Item": self._typed({**digest_claim_key(sha256), "ImageId": record.image_id}),
+            "Item": self._typed({**claim_key, "ImageId": record.image_id}),
             "ConditionExpression": "attribute_not_exists(LabelKey)",
         }
         for attempt in range(1, CLAIM_ATTEMPTS + 1):
@@ -101,7 +105,7 @@ class DynamoDBLabelTable:
                 if record_reason == CHECK_FAILED:
                     raise DuplicateImageId(record.image_id) from None
                 if claim_reason == CHECK_FAILED:
-                    first = self._digest_owner(sha256)
+                    first = self._digest_owner(claim_key)
                     if first is not None:
                         raise DuplicateImage(sha256, first) from None
                     continue  # its record was deleted in between: claim the bytes again
@@ -112,11 +116,11 @@ class DynamoDBLabelTable:
                 time.sleep(CLAIM_RETRY_SECONDS * attempt)
         raise RuntimeError(f"the bytes {sha256} were claimed and released {CLAIM_ATTEMPTS} times")
 
-    def _digest_owner(self, sha256: str) -> str | None:
-        """The id of the record that claimed these bytes, if one did."""
+    def _digest_owner(self, claim_key: Item) -> str | None:
+        """The id of the record that holds this claim on its bytes, if one does."""
         answer = self._client.get_item(
             TableName=self._index,
-            Key=self._typed(digest_claim_key(sha256)),
+            Key=self._typed(claim_key),
             ConsistentRead=True,
         )
         item = answer.get("Item")
@@ -126,13 +130,16 @@ class DynamoDBLabelTable:
         """The delete of the record's claim on its bytes, if it holds it (records inserted
         without unique_bytes, or before claims existed, hold none)."""
         sha256 = item.get("Sha256")
-        if not isinstance(sha256, str) or self._digest_owner(sha256) != image_id:
+        if not isinstance(sha256, str):
+            return []
+        claim_key = digest_claim_key(tenant_of(item), sha256)
+        if self._digest_owner(claim_key) != image_id:
             return []
         return [
             {
                 "Delete": {
                     "TableName": self._index,
-                    "Key": self._typed(digest_claim_key(sha256)),
+                    "Key": self._typed(claim_key),
                     "ConditionExpression": "ImageId = :id",
                     "ExpressionAttributeValues": {":id": {"S": image_id}},
                 }
@@ -143,17 +150,29 @@ class DynamoDBLabelTable:
         item = self._item(image_id)
         return from_item(item) if item is not None else None
 
-    def find_by_sha256(self, sha256: str) -> ImageRecord | None:
-        answer = self._client.query(
-            TableName=self._table,
-            IndexName=SHA256_INDEX,
-            KeyConditionExpression="Sha256 = :sha256",
-            ExpressionAttributeValues={":sha256": {"S": sha256}},
-            Limit=1,
-        )
-        for key in answer.get("Items", []):
-            return self.get(key["Id"]["S"])
-        return None
+    def find_by_sha256(self, tenant: str, sha256: str) -> ImageRecord | None:
+        """The tenant's record of these bytes: its claim names it; records without a claim
+        (uploads, records older than claims) are found through the Sha256Index, whose
+        entries of every tenant are read until one of `tenant` is (one a tenant at most,
+        but for unclaimed uploads)."""
+        owner = self._digest_owner(digest_claim_key(tenant, sha256))
+        if owner is not None and (claimed := self.get(owner)) is not None:
+            return claimed
+        request: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": SHA256_INDEX,
+            "KeyConditionExpression": "Sha256 = :sha256",
+            "ExpressionAttributeValues": {":sha256": {"S": sha256}},
+        }
+        while True:
+            answer = self._client.query(**request)
+            for key in answer.get("Items", []):
+                record = self.get(key["Id"]["S"])
+                if record is not None and record.tenant == tenant:
+                    return record
+            if "LastEvaluatedKey" not in answer:
+                return None
+            request["ExclusiveStartKey"] = answer["LastEvaluatedKey"]
 
     def reopen(self, image_id: str) -> ImageRecord | None:
         old = self._item(image_id)
@@ -205,16 +224,17 @@ class DynamoDBLabelTable:
                 raise
 
     def images_with_label(
-        self, name: str, limit: int, after: str | None
+        self, tenant: str, name: str, limit: int, after: str | None
     ) -> tuple[list[LabelHit], str | None]:
+        key = tenant_label_key(tenant, name)
         request: dict[str, Any] = {
             "TableName": self._index,
             "KeyConditionExpression": "LabelKey = :key",
-            "ExpressionAttributeValues": {":key": {"S": label_key(name)}},
+            "ExpressionAttributeValues": {":key": {"S": key}},
             "Limit": limit,
         }
         if after:
-            request["ExclusiveStartKey"] = _start_key(after, label_key(name))
+            request["ExclusiveStartKey"] = _start_key(after, key)
         answer = self._client.query(**request)
         hits = [
             LabelHit(image_id=item["ImageId"]["S"], score=float(item["Score"]["N"]))
@@ -223,11 +243,13 @@ class DynamoDBLabelTable:
         last = answer.get("LastEvaluatedKey")
         return hits, _page_token(last) if last and hits else None
 
-    def complete(self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime) -> bool:
+    def complete(
+        self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime, *, tenant: str
+    ) -> bool:
         update = {"Update": self._finish_request(image_id, classified_changes(labels, model, at))}
         puts = [
             {"Put": {"TableName": self._index, "Item": self._typed(entry)}}
-            for entry in index_entries(image_id, labels)
+            for entry in index_entries(tenant, image_id, labels)
         ]
         return self._transact([update, *puts])
 
@@ -292,7 +314,7 @@ class DynamoDBLabelTable:
         labels = labels_from_item(item.get("Labels", []))
         return [
             {"Delete": {"TableName": self._index, "Key": self._typed(_index_key(entry))}}
-            for entry in index_entries(image_id, labels)
+            for entry in index_entries(tenant_of(item), image_id, labels)
         ]
 
     def _item(self, image_id: str) -> Item | None:

@@ -22,7 +22,8 @@ from pathlib import Path
 from chalicelib.domain.errors import StorageFull, StoredImageMissing
 from chalicelib.domain.models import UploadTarget
 
-_SAFE_KEY = re.compile(r"^(uploads/)?[A-Za-z0-9_-]{1,128}$")
+# An image id, or a direct upload's `uploads/<tenant>/<id>` (before tenancy `uploads/<id>`).
+_SAFE_KEY = re.compile(r"^(uploads/([a-z0-9][a-z0-9-]{0,62}/)?)?[A-Za-z0-9_-]{1,128}$")
 UPLOAD_PATH = "/uploads/"
 SECRET_FILE = ".upload-secret"
 # What a write to a full disk (or an exhausted quota) fails with.
@@ -76,7 +77,7 @@ class FolderImageStore:
         self._path(key)  # refuses keys that are not ours
         expires = int(time.time()) + expires_in
         return UploadTarget(
-            url=f"{UPLOAD_PATH}{key.removeprefix('uploads/')}",
+            url=f"{UPLOAD_PATH}{key.rsplit('/', 1)[-1]}",
             fields={
                 "key": key,
                 "Content-Type": content_type,
@@ -127,7 +128,7 @@ class FolderImageStore:
         if not _SAFE_KEY.match(key):
             raise StoredImageMissing(f"{key!r} is not an image key")
         path = self._folder / key
-        path.parent.mkdir(exist_ok=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
 

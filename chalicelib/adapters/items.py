@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from chalicelib.domain.models import (
+    LEGACY_TENANT,
     ImageInfo,
     ImageRecord,
     Label,
@@ -29,6 +30,7 @@ Item = dict[str, Any]
 def to_item(record: ImageRecord) -> Item:
     item: Item = {
         "Id": record.image_id,
+        "Tenant": record.tenant,
         "Status": record.status.value,
         "Label": record.legacy_label,
         "SubmittedAt": record.submitted_at.isoformat(),
@@ -64,6 +66,21 @@ def label_key(name: str) -> str:
     return " ".join(name.split()).casefold()
 
 
+def tenant_label_key(tenant: str, name: str) -> str:
+    """The search key of a label within one tenant's images: `<tenant>#<label key>`.
+
+    Tenants are lower-case letters, digits and "-" (domain/api_keys.py), so the first "#"
+    ends the tenant and no tenant's keys can be another's. Keys written before tenancy
+    were the bare label key; the migration prefixes them with `legacy#`."""
+    return f"{tenant}#{label_key(name)}"
+
+
+def tenant_of(item: Mapping[str, Any]) -> str:
+    """The item's tenant; records written before tenancy have none and are `legacy`'s."""
+    tenant = item.get("Tenant")
+    return tenant if isinstance(tenant, str) and tenant else LEGACY_TENANT
+
+
 def labels_item(labels: tuple[Label, ...]) -> list[dict[str, Any]]:
     return [{"Name": label.name, "Score": label.score} for label in labels]
 
@@ -97,6 +114,7 @@ def from_item(item: Mapping[str, Any]) -> ImageRecord:
     labelled_at = item.get("LabelledAt")
     return ImageRecord(
         image_id=item["Id"],
+        tenant=tenant_of(item),
         status=Status(item["Status"]),
         image=ImageInfo(
             format=image["Format"],
@@ -203,11 +221,11 @@ def with_decimals(value: Any) -> Any:
     return value
 
 
-def index_entries(image_id: str, labels: tuple[Label, ...]) -> list[Item]:
-    """The search table's items for an image's labels."""
+def index_entries(tenant: str, image_id: str, labels: tuple[Label, ...]) -> list[Item]:
+    """The search table's items for an image's labels, in its tenant's part of the index."""
     return [
         {
-            "LabelKey": label_key(label.name),
+            "LabelKey": tenant_label_key(tenant, label.name),
             "Rank": f"{1 - label.score:.9f}#{image_id}",
             "ImageId": image_id,
             "Name": label.name,
@@ -217,9 +235,16 @@ def index_entries(image_id: str, labels: tuple[Label, ...]) -> list[Item]:
     ]
 
 
-def digest_claim_key(sha256: str) -> Item:
-    """The search table's key of the item that claims an image's bytes for one record.
+def digest_claim(tenant: str, sha256: str) -> str:
+    """What a record claims to dedupe its bytes: the bytes within its tenant's images (the
+    same bytes from two tenants are two images)."""
+    return f"{tenant}#{sha256}"
 
-    Its `LabelKey` has upper-case letters, which label_key() (case-folded) never makes, so
-    no search reads it and no label's entries can collide with it."""
-    return {"LabelKey": f"SHA256#{sha256}", "Rank": "IMAGE"}
+
+def digest_claim_key(tenant: str, sha256: str) -> Item:
+    """The search table's key of the item that claims an image's bytes for one record of
+    one tenant: `SHA256#<tenant>#<sha256>` (before tenancy: `SHA256#<sha256>`).
+
+    Its `LabelKey` starts with upper-case letters, which search keys (a lower-case tenant
+    first) never do, so no search reads it and no label's entries can collide with it."""
+    return {"LabelKey": f"SHA256#{digest_claim(tenant, sha256)}", "Rank": "IMAGE"}

@@ -3,7 +3,10 @@ DynamoDB stream in local mode.
 
 Every write appends to `stream_log` in the same transaction, as DynamoDB writes the
 stream: INSERT for a new record, MODIFY for a change, each with the item before and after.
-`image_digests` holds the claims of `insert(unique_bytes=True)`: one record per digest.
+`image_digests` holds the claims of `insert(unique_bytes=True)`: one record per digest and
+tenant (its `sha256` column holds `<tenant>#<digest>`), and `label_index` the search
+entries, keyed `<tenant>#<label>`: each tenant searches and dedupes only its own images.
+sqlite_migrations.py brings an older database's data to this shape when it opens.
 
 Over 300 lines on purpose: it is the whole LabelTable contract on one backend, with the
 change log its writes append to in the same transactions.
@@ -26,13 +29,16 @@ from typing import Any
 from chalicelib.adapters.items import (
     Item,
     classified_changes,
+    digest_claim,
     failed_changes,
     from_item,
-    label_key,
     reopened,
+    tenant_label_key,
+    tenant_of,
     to_item,
     webhook_item,
 )
+from chalicelib.adapters.sqlite_migrations import migrate
 from chalicelib.domain.errors import DuplicateImage, DuplicateImageId, InvalidPageToken, StorageFull
 from chalicelib.domain.jsontext import loads_json
 from chalicelib.domain.models import ImageRecord, Label, LabelHit, Status, WebhookState
@@ -94,6 +100,7 @@ class SqliteDatabase:
         self._connection.execute("PRAGMA journal_mode=WAL")
         self._connection.execute("PRAGMA synchronous=NORMAL")
         self._connection.executescript(SCHEMA)
+        migrate(self._connection)
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
@@ -143,11 +150,12 @@ class SqliteLabelTable:
             if unique_bytes:
                 # BEGIN IMMEDIATE has serialised the writers: nobody can claim the bytes
                 # between this read and the claim below. Raising rolls the insert back.
-                if (first := _digest_owner(connection, sha256)) is not None:
+                claim = digest_claim(record.tenant, sha256)
+                if (first := _digest_owner(connection, claim)) is not None:
                     raise DuplicateImage(sha256, first)
                 connection.execute(
                     "INSERT INTO image_digests (sha256, image_id) VALUES (?, ?)",
-                    (sha256, record.image_id),
+                    (claim, record.image_id),
                 )
             _append_change(connection, "INSERT", record.image_id, None, item)
 
@@ -155,7 +163,10 @@ class SqliteLabelTable:
         rows = self._db.query("SELECT item FROM images WHERE id = ?", (image_id,))
         return from_item(json.loads(rows[0][0])) if rows else None
 
-    def complete(self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime) -> bool:
+    def complete(
+        self, image_id: str, labels: tuple[Label, ...], model: str, at: datetime, *, tenant: str
+    ) -> bool:
+        # The stored record's tenant is used: it is the one `tenant` must name.
         return self._finish(image_id, classified_changes(labels, model, at))
 
     def fail(self, image_id: str, error: str, model: str | None, at: datetime) -> bool:
@@ -170,11 +181,12 @@ class SqliteLabelTable:
             _write(connection, image_id, old, new)
             return int(new["Attempts"])
 
-    def find_by_sha256(self, sha256: str) -> ImageRecord | None:
+    def find_by_sha256(self, tenant: str, sha256: str) -> ImageRecord | None:
         rows = self._db.query(
-            "SELECT item FROM images WHERE json_extract(item, '$.Sha256') = ?"
+            "SELECT item FROM images WHERE json_extract(item, '$.Tenant') = ?"
+            " AND json_extract(item, '$.Sha256') = ?"
             " ORDER BY json_extract(item, '$.SubmittedAt') LIMIT 1",
-            (sha256,),
+            (tenant, sha256),
         )
         return from_item(json.loads(rows[0][0])) if rows else None
 
@@ -197,7 +209,7 @@ class SqliteLabelTable:
             connection.execute("DELETE FROM label_index WHERE image_id = ?", (image_id,))
             connection.execute(
                 "DELETE FROM image_digests WHERE sha256 = ? AND image_id = ?",
-                (old.get("Sha256"), image_id),
+                (digest_claim(tenant_of(old), str(old.get("Sha256"))), image_id),
             )
             _append_change(connection, "REMOVE", image_id, old, None)
             return True
@@ -209,14 +221,14 @@ class SqliteLabelTable:
                 _write(connection, image_id, old, {**old, "Webhook": webhook_item(webhook)})
 
     def images_with_label(
-        self, name: str, limit: int, after: str | None
+        self, tenant: str, name: str, limit: int, after: str | None
     ) -> tuple[list[LabelHit], str | None]:
         score, last_id = _page_position(after) if after else (2.0, "")
         rows = self._db.query(
             "SELECT image_id, score FROM label_index WHERE label_key = ?"
             " AND (score < ? OR (score = ? AND image_id > ?))"
             " ORDER BY score DESC, image_id LIMIT ?",
-            (label_key(name), score, score, last_id, limit + 1),
+            (tenant_label_key(tenant, name), score, score, last_id, limit + 1),
         )
         hits = [LabelHit(image_id=row[0], score=row[1]) for row in rows[:limit]]
         more = len(rows) > limit
@@ -233,7 +245,7 @@ class SqliteLabelTable:
                 connection.execute(
                     "INSERT OR REPLACE INTO label_index (label_key, image_id, score)"
                     " VALUES (?, ?, ?)",
-                    (label_key(label["Name"]), image_id, label["Score"]),
+                    (tenant_label_key(tenant_of(old), label["Name"]), image_id, label["Score"]),
                 )
             return True
 
@@ -308,10 +320,10 @@ def _full_disk_is_storage_full() -> Iterator[None]:
         raise
 
 
-def _digest_owner(connection: sqlite3.Connection, sha256: str) -> str | None:
-    """The id of the record that claimed these bytes, if one did."""
+def _digest_owner(connection: sqlite3.Connection, claim: str) -> str | None:
+    """The id of the record that claimed these bytes in its tenant, if one did."""
     row = connection.execute(
-        "SELECT image_id FROM image_digests WHERE sha256 = ?", (sha256,)
+        "SELECT image_id FROM image_digests WHERE sha256 = ?", (claim,)
     ).fetchone()
     return str(row[0]) if row else None
 

@@ -119,6 +119,8 @@ class ImageRecord:
     status: Status
     image: ImageInfo
     submitted_at: datetime
+    # Who submitted it: only keys of this tenant see it, find it, or dedupe against it.
+    tenant: str = LEGACY_TENANT
     source_url: str | None = None
     labels: tuple[Label, ...] = ()
     model: str | None = None

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from chalicelib.domain.models import LEGACY_TENANT
+
 UPLOAD_PREFIX = "uploads/"
 # The bucket notifies this queue of direct uploads (cloudformation/s3.yaml).
 UPLOAD_QUEUE = "imagelabeller-uploads"
@@ -17,11 +19,12 @@ UPLOAD_QUEUE = "imagelabeller-uploads"
 
 @dataclass(frozen=True)
 class UploadedObject:
-    """An object created under uploads/: the image id it is for, and its size in bytes as
-    S3 reported it (None if the notification gave none)."""
+    """An object created under uploads/: the tenant and image id it is for, and its size in
+    bytes as S3 reported it (None if the notification gave none)."""
 
     image_id: str
     size: int | None
+    tenant: str = LEGACY_TENANT
 
 
 def uploaded_objects(sqs_records: Iterable[Mapping[str, Any]]) -> list[UploadedObject]:
@@ -38,9 +41,24 @@ def uploaded_objects(sqs_records: Iterable[Mapping[str, Any]]) -> list[UploadedO
                 continue
             s3_object = s3_record.get("s3", {}).get("object", {})
             key = unquote_plus(str(s3_object.get("key", "")))
-            if key.startswith(UPLOAD_PREFIX) and len(key) > len(UPLOAD_PREFIX):
-                uploads.append(UploadedObject(key.removeprefix(UPLOAD_PREFIX), _size(s3_object)))
+            parsed = parse_upload_key(key)
+            if parsed is not None:
+                tenant, image_id = parsed
+                uploads.append(UploadedObject(image_id, _size(s3_object), tenant))
     return uploads
+
+
+def parse_upload_key(key: str) -> tuple[str, str] | None:
+    """The tenant and image id of an upload's key, `uploads/<tenant>/<id>`; a form issued
+    before tenancy made `uploads/<id>`, the legacy tenant's."""
+    if not key.startswith(UPLOAD_PREFIX):
+        return None
+    parts = key.removeprefix(UPLOAD_PREFIX).split("/")
+    if len(parts) == 1 and parts[0]:
+        return LEGACY_TENANT, parts[0]
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    return None
 
 
 def uploaded_image_ids(sqs_records: Iterable[Mapping[str, Any]]) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from chalicelib.bootstrap import components
 from chalicelib.domain.errors import ImageNotFound, UploadNotAllowed
+from chalicelib.events.uploads import parse_upload_key
 from chalicelib.http.upload_form import upload_form
 from chalicelib.submission import Submission
 from chalicelib.uploads import upload_key
@@ -21,11 +22,13 @@ def receive(image_id: str, content_type: str | None, body: bytes) -> Submission:
     if store is None:
         raise ImageNotFound("uploads go to the URL that POST /uploads answered")
     form = upload_form(content_type, body, built.settings.limits.max_image_bytes)
-    key = upload_key(image_id)
     fields = form.fields
+    key = fields.get("key", "")
     signed = store.upload_allowed(
         key, fields.get("content-type", ""), fields.get("expires", ""), fields.get("signature", "")
     )
-    if fields.get("key") != key or not signed:
+    # The signed key names the tenant that asked for the form, and must be this image's.
+    parsed = parse_upload_key(key)
+    if not signed or parsed is None or parsed[1] != image_id or key != upload_key(*parsed):
         raise UploadNotAllowed("the upload form is not valid or has expired")
-    return built.use_cases.uploads.receive_upload(image_id, form.file)
+    return built.use_cases.uploads.receive_upload(parsed[0], image_id, form.file)

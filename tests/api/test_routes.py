@@ -26,19 +26,23 @@ from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from tests.support import (
     LoopbackServer,
     PostReceiver,
+    issue_key,
     loopback_server,
     photo_jpeg,
     photo_png,
     solid_image,
+    with_key,
 )
 
 JSON = {"Content-Type": "application/json"}
 
 
 def local_stage(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Client]:
+    """The local stage, every call carrying an API key of tenant `tests`."""
     monkeypatch.setenv("IMAGELABELLER_DATA_DIR", str(tmp_path / "data"))
+    key = issue_key(tmp_path / "data")
     with Client(app, stage_name="local") as chalice_client:
-        yield chalice_client
+        yield with_key(chalice_client, key)
 
 
 @pytest.fixture
@@ -593,4 +597,5 @@ def test_health_answers_ok_without_touching_storage(client: Client, tmp_path: Pa
     response = client.http.get("/health")
     assert response.status_code == 200
     assert body(response) == {"status": "ok"}
-    assert not (tmp_path / "data").exists()
+    # The fixture's key is in the data folder; nothing else was made there.
+    assert not (tmp_path / "data" / "images").exists()

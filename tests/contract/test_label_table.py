@@ -18,6 +18,7 @@ from chalicelib.domain.models import (
     WebhookStatus,
 )
 from chalicelib.ports import LabelTable
+from tests.support import TENANT
 
 T0 = datetime(2026, 11, 1, 12, 0, tzinfo=UTC)
 LABELS = (Label("espresso", 0.95), Label("cup", 0.015))
@@ -63,7 +64,9 @@ def test_second_insert_of_an_id_is_refused_and_keeps_the_first(label_table: Labe
 def test_complete_classifies_a_pending_record(label_table: LabelTable) -> None:
     record = new_record()
     label_table.insert(record)
-    assert label_table.complete(record.image_id, LABELS, "model-a", T0 + timedelta(seconds=1))
+    assert label_table.complete(
+        record.image_id, LABELS, "model-a", T0 + timedelta(seconds=1), tenant=TENANT
+    )
     stored = label_table.get(record.image_id)
     assert stored is not None
     assert stored.status is Status.CLASSIFIED
@@ -76,8 +79,10 @@ def test_complete_classifies_a_pending_record(label_table: LabelTable) -> None:
 def test_complete_never_overwrites_a_finished_record(label_table: LabelTable) -> None:
     record = new_record()
     label_table.insert(record)
-    label_table.complete(record.image_id, LABELS, "model-a", T0)
-    assert not label_table.complete(record.image_id, (Label("pug", 0.5),), "model-b", T0)
+    label_table.complete(record.image_id, LABELS, "model-a", T0, tenant=TENANT)
+    assert not label_table.complete(
+        record.image_id, (Label("pug", 0.5),), "model-b", T0, tenant=TENANT
+    )
     assert not label_table.fail(record.image_id, "late failure", "model-b", T0)
     stored = label_table.get(record.image_id)
     assert stored is not None and stored.labels == LABELS and stored.model == "model-a"
@@ -94,12 +99,12 @@ def test_fail_marks_a_pending_record_failed_with_its_reason(label_table: LabelTa
         "truncated",
         "FAILED",
     )
-    assert not label_table.complete(record.image_id, LABELS, "model-a", T0)
+    assert not label_table.complete(record.image_id, LABELS, "model-a", T0, tenant=TENANT)
 
 
 def test_finishing_an_unknown_id_changes_nothing(label_table: LabelTable) -> None:
     unknown = str(uuid.uuid4())
-    assert not label_table.complete(unknown, LABELS, "m", T0)
+    assert not label_table.complete(unknown, LABELS, "m", T0, tenant=TENANT)
     assert not label_table.fail(unknown, "x", "m", T0)
     assert label_table.get(unknown) is None
 
@@ -118,16 +123,16 @@ def classified(label_table: LabelTable, labels: tuple[Label, ...], sha: str = ""
     if sha:
         record = replace(record, image=replace(record.image, sha256=sha))
     label_table.insert(record)
-    label_table.complete(record.image_id, labels, "model-a", T0)
+    label_table.complete(record.image_id, labels, "model-a", T0, tenant=TENANT)
     stored = label_table.get(record.image_id)
     assert stored is not None
     return stored
 
 
 def all_hits(label_table: LabelTable, name: str, limit: int) -> list[LabelHit]:
-    hits, token = label_table.images_with_label(name, limit, None)
+    hits, token = label_table.images_with_label(TENANT, name, limit, None)
     while token:
-        page, token = label_table.images_with_label(name, limit, token)
+        page, token = label_table.images_with_label(TENANT, name, limit, token)
         assert len(page) <= limit
         hits += page
     return hits
@@ -136,9 +141,9 @@ def all_hits(label_table: LabelTable, name: str, limit: int) -> list[LabelHit]:
 def test_record_is_found_by_the_sha256_of_its_bytes(label_table: LabelTable) -> None:
     record = new_record()
     label_table.insert(replace(record, image=replace(record.image, sha256="cd" * 32)))
-    found = label_table.find_by_sha256("cd" * 32)
+    found = label_table.find_by_sha256(TENANT, "cd" * 32)
     assert found is not None and found.image_id == record.image_id
-    assert label_table.find_by_sha256("ef" * 32) is None
+    assert label_table.find_by_sha256(TENANT, "ef" * 32) is None
 
 
 SHA = "cd" * 32
@@ -155,7 +160,7 @@ def test_a_second_record_of_the_same_bytes_is_refused_and_names_the_first(
     assert (refused.value.sha256, refused.value.image_id) == (SHA, first.image_id)
     assert label_table.get(second.image_id) is None
     assert label_table.get(first.image_id) == first
-    found = label_table.find_by_sha256(SHA)
+    found = label_table.find_by_sha256(TENANT, SHA)
     assert found is not None and found.image_id == first.image_id
 
 
@@ -194,7 +199,7 @@ def test_records_inserted_without_unique_bytes_claim_nothing(label_table: LabelT
 def test_the_claim_on_bytes_is_never_a_search_hit(label_table: LabelTable) -> None:
     classified(label_table, LABELS, sha=SHA)
     for name in (f"SHA256#{SHA}", f"sha256#{SHA}", "SHA256", "IMAGE"):
-        assert label_table.images_with_label(name, 10, None) == ([], None)
+        assert label_table.images_with_label(TENANT, name, 10, None) == ([], None)
 
 
 def test_search_finds_classified_images_best_score_first_across_pages(
@@ -212,25 +217,25 @@ def test_search_finds_classified_images_best_score_first_across_pages(
         (ids[score], score) for score in sorted(scores, reverse=True)
     ]
     assert [hit.score for hit in all_hits(label_table, "pug", 10)] == [0.01] * 5
-    assert label_table.images_with_label("espresso", 10, None) == ([], None)
+    assert label_table.images_with_label(TENANT, "espresso", 10, None) == ([], None)
 
 
 def test_failed_images_are_not_searchable(label_table: LabelTable) -> None:
     record = new_record()
     label_table.insert(record)
     label_table.fail(record.image_id, "broken", "m", T0)
-    assert label_table.images_with_label("espresso", 10, None) == ([], None)
+    assert label_table.images_with_label(TENANT, "espresso", 10, None) == ([], None)
 
 
 def test_a_token_from_elsewhere_is_refused(label_table: LabelTable) -> None:
     classified(label_table, (Label("tabby", 0.5),))
     classified(label_table, (Label("tabby", 0.4),))
-    _, token = label_table.images_with_label("tabby", 1, None)
+    _, token = label_table.images_with_label(TENANT, "tabby", 1, None)
     assert token is not None
     nested = base64.urlsafe_b64encode(b"[" * 100_000 + b"]" * 100_000).decode()
     for bad in ("not-a-token", "e30=", token[:-4], nested):
         with pytest.raises(InvalidPageToken):
-            label_table.images_with_label("tabby", 1, bad)
+            label_table.images_with_label(TENANT, "tabby", 1, bad)
 
 
 def test_reopen_keeps_the_previous_result_and_leaves_search(label_table: LabelTable) -> None:
@@ -242,8 +247,10 @@ def test_reopen_keeps_the_previous_result_and_leaves_search(label_table: LabelTa
     assert (reopened.previous.labels, reopened.previous.model) == (LABELS, "model-a")
     assert reopened.previous.labelled_at == T0
     assert label_table.get(record.image_id) == reopened
-    assert label_table.images_with_label("espresso", 10, None) == ([], None)
-    assert label_table.complete(record.image_id, (Label("latte", 0.7),), "model-b", T0)
+    assert label_table.images_with_label(TENANT, "espresso", 10, None) == ([], None)
+    assert label_table.complete(
+        record.image_id, (Label("latte", 0.7),), "model-b", T0, tenant=TENANT
+    )
     assert [hit.image_id for hit in all_hits(label_table, "latte", 10)] == [record.image_id]
     assert all_hits(label_table, "espresso", 10) == []
 

@@ -28,7 +28,7 @@ from chalicelib.domain.models import Status
 from chalicelib.events.stream import image_ids_to_label
 from chalicelib.use_cases import UseCases, wire
 from tests.fixtures.aws import REGION, TABLE
-from tests.support import NoNetwork, solid_image
+from tests.support import TENANT, NoNetwork, solid_image
 from tools.deploy.settings import PROJECT_DIR, load_stage
 from tools.redrive import cli
 from tools.redrive.invoker import InvocationFailed, LambdaInvoker
@@ -72,7 +72,9 @@ class World:
 
     def submit(self, count: int, start: int = 0) -> list[str]:
         return [
-            self.service.submission.submit_upload(solid_image(size=(30 + n, 20))).record.image_id
+            self.service.submission.submit_upload(
+                TENANT, solid_image(size=(30 + n, 20))
+            ).record.image_id
             for n in range(start, start + count)
         ]
 
@@ -159,7 +161,7 @@ class World:
         return int(attributes["ApproximateNumberOfMessages"])
 
     def status(self, image_id: str) -> Status:
-        return self.service.records.get(image_id).status
+        return self.service.records.get(TENANT, image_id).status
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from chalicelib.ports import Labeller
 from chalicelib.use_cases import wire
-from tests.support import NoNetwork, jpeg_variant, photo_jpeg
+from tests.support import TENANT, NoNetwork, jpeg_variant, photo_jpeg
 
 BATCH = 4
 
@@ -79,7 +79,9 @@ class World:
         photos = [photo_jpeg("coffee"), photo_jpeg("chelsea"), photo_jpeg("motorcycle")]
         for index in range(count):
             photo = jpeg_variant(photos[index % 3], len(self.accepted))
-            self.accepted.append(self.service.submission.submit_upload(photo).record.image_id)
+            self.accepted.append(
+                self.service.submission.submit_upload(TENANT, photo).record.image_id
+            )
 
     def drain(self, poller: LocalStreamPoller | None = None, max_failures: int = 20) -> None:
         """Deliver until the stream is empty, retrying failed batches as Lambda would."""

@@ -29,7 +29,7 @@ from tests.infrastructure.templates import (
     read_json,
     resources_of_type,
 )
-from tests.support import NoNetwork, solid_image
+from tests.support import TENANT, NoNetwork, solid_image
 
 APP_STACK = "imagelabeller-prod-us-west-2"
 ENDPOINT = "jumpstart-inception-v3"
@@ -299,7 +299,8 @@ def test_failed_share_reads_exactly_what_the_app_emits(
         metrics=EmfMetrics(),
     )
     images = [
-        service.submission.submit_upload(solid_image(size=(32 + n, 32))).record for n in range(3)
+        service.submission.submit_upload(TENANT, solid_image(size=(32 + n, 32))).record
+        for n in range(3)
     ]
     capsys.readouterr()
     service.labelling.label_images([image.image_id for image in images])

@@ -36,6 +36,7 @@ from tests.infrastructure.templates import (
     as_list,
     read_json,
 )
+from tests.support import TENANT
 
 S3_STACK = "imagelabeller-s3"
 DYNAMODB_STACK = "imagelabeller-dynamodb"
@@ -210,12 +211,12 @@ def test_label_table_works_on_the_stacks_table_and_its_stream_shows_the_writes(
     )
     record = new_record()
     table.insert(record)
-    assert table.complete(record.image_id, (Label("espresso", 0.95),), "model-a", T0)
+    assert table.complete(record.image_id, (Label("espresso", 0.95),), "model-a", T0, tenant=TENANT)
     stored = table.get(record.image_id)
     assert stored is not None and stored.status is Status.CLASSIFIED
-    found = table.find_by_sha256(record.image.sha256)
+    found = table.find_by_sha256(TENANT, record.image.sha256)
     assert found is not None and found.image_id == record.image_id
-    hits, _ = table.images_with_label("espresso", 10, None)
+    hits, _ = table.images_with_label(TENANT, "espresso", 10, None)
     assert [hit.image_id for hit in hits] == [record.image_id]
 
     streams = boto3.client("dynamodbstreams", region_name=REGION)

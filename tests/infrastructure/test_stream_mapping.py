@@ -239,7 +239,9 @@ def test_of_what_the_table_writes_only_new_and_reopened_images_invoke_the_functi
     info = ImageInfo("PNG", 64, 48, 100, "ab" * 32)
     table.insert(ImageRecord("3f2c", Status.NOT_CLASSIFIED, info, utc_now()))
     table.count_attempt("3f2c")
-    table.complete("3f2c", (Label("tabby", 0.9),), "efficientnet-lite0/onnx", utc_now())
+    table.complete(
+        "3f2c", (Label("tabby", 0.9),), "efficientnet-lite0/onnx", utc_now(), tenant="legacy"
+    )
     table.reopen("3f2c")
     table.fail("3f2c", "the stored image is missing", None, utc_now())
     source = SqliteStreamSource(SqliteChangeLog(database), "arn:aws:dynamodb:local")

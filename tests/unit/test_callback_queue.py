@@ -21,7 +21,7 @@ from chalicelib.domain.models import Delivery, Status, WebhookStatus, utc_now
 from chalicelib.events.callbacks import callback_image_ids
 from chalicelib.local.queue import LocalQueuePoller
 from chalicelib.use_cases import UseCases, wire
-from tests.support import photo_png
+from tests.support import TENANT, photo_png
 from tests.unit.test_service import UrlTable
 
 CALLBACK = "https://hooks.example/labels?token=receiver-secret"
@@ -82,8 +82,8 @@ def test_labelling_queues_the_callback_and_sends_nothing_itself(
 ) -> None:
     sender = RecordingSender()
     service = make_service(folder_store, sqlite_table, tiny_labeller, sender, queue)
-    with_callback = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
-    without = service.submission.submit_upload(photo_png("chelsea")).record
+    with_callback = service.submission.submit_upload(TENANT, photo_png("coffee"), CALLBACK).record
+    without = service.submission.submit_upload(TENANT, photo_png("chelsea")).record
     service.labelling.label_images([with_callback.image_id, without.image_id])
     assert sender.sent == []
     assert queued_ids(queue) == [with_callback.image_id]
@@ -93,7 +93,7 @@ def test_labelling_queues_the_callback_and_sends_nothing_itself(
     assert url == CALLBACK  # the full URL is kept for delivery...
     assert payload["status"] == "CLASSIFIED"
     assert payload["webhook"]["url"] == "https://hooks.example/labels"  # ...never shown
-    webhook = service.records.get(with_callback.image_id).webhook
+    webhook = service.records.get(TENANT, with_callback.image_id).webhook
     assert webhook is not None and webhook.status is WebhookStatus.DELIVERED
 
 
@@ -105,7 +105,7 @@ def test_a_replayed_batch_queues_a_still_pending_callback_again(
     queue: SqliteQueue,
 ) -> None:
     service = make_service(folder_store, sqlite_table, tiny_labeller, RecordingSender(), queue)
-    record = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
+    record = service.submission.submit_upload(TENANT, photo_png("coffee"), CALLBACK).record
     service.labelling.label_images([record.image_id])
     assert queued_ids(queue) == [record.image_id]
     service.labelling.label_images([record.image_id])  # the queueing may have been lost: again
@@ -118,9 +118,9 @@ def test_without_a_queue_a_callback_is_recorded_failed_not_left_pending(
 ) -> None:
     sender = RecordingSender()
     service = make_service(folder_store, sqlite_table, tiny_labeller, sender, None)
-    record = service.submission.submit_upload(photo_png("coffee"), CALLBACK).record
+    record = service.submission.submit_upload(TENANT, photo_png("coffee"), CALLBACK).record
     service.labelling.label_images([record.image_id])
-    finished = service.records.get(record.image_id)
+    finished = service.records.get(TENANT, record.image_id)
     assert finished.status is Status.CLASSIFIED
     assert finished.webhook is not None and finished.webhook.status is WebhookStatus.FAILED
     assert finished.webhook.last_error == "this deployment has no webhook queue"

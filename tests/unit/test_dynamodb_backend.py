@@ -14,6 +14,7 @@ from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.dynamodb_streams import DynamoDBStreamSource
 from tests.contract.test_label_table import T0, new_record
 from tests.fixtures.aws import LABEL_INDEX_TABLE, REGION, TABLE
+from tests.support import TENANT
 
 
 def stream_source(dynamodb_client: Any) -> DynamoDBStreamSource:
@@ -26,7 +27,9 @@ def test_item_keeps_the_original_id_and_label_attributes(
 ) -> None:
     record = new_record()
     dynamodb_table.insert(record)
-    dynamodb_table.complete(record.image_id, (Label("espresso", 0.95), Label("cup", 0.01)), "m", T0)
+    dynamodb_table.complete(
+        record.image_id, (Label("espresso", 0.95), Label("cup", 0.01)), "m", T0, tenant=TENANT
+    )
     item = dynamodb_client.get_item(TableName=TABLE, Key={"Id": {"S": record.image_id}})["Item"]
     assert item["Id"] == {"S": record.image_id}
     assert item["Label"] == {"S": "espresso, cup"}
@@ -61,7 +64,7 @@ def test_unacknowledged_batch_is_read_again_and_acknowledged_one_is_not(
     assert source.read(10).records == first_read.records
     source.acknowledge(first_read)
     assert source.read(10).records == []
-    dynamodb_table.complete(record.image_id, (Label("pug", 0.5),), "m", T0)
+    dynamodb_table.complete(record.image_id, (Label("pug", 0.5),), "m", T0, tenant=TENANT)
     [modify] = source.read(10).records
     assert modify["eventName"] == "MODIFY"
     assert modify["dynamodb"]["OldImage"]["Status"] == {"S": "NOT_CLASSIFIED"}
@@ -84,7 +87,7 @@ def test_batches_respect_the_limit(
 
 
 def claim_of(dynamodb_client: Any, sha256: str) -> dict[str, Any] | None:
-    key = {"LabelKey": {"S": f"SHA256#{sha256}"}, "Rank": {"S": "IMAGE"}}
+    key = {"LabelKey": {"S": f"SHA256#{TENANT}#{sha256}"}, "Rank": {"S": "IMAGE"}}
     item: dict[str, Any] | None = dynamodb_client.get_item(
         TableName=LABEL_INDEX_TABLE, Key=key
     ).get("Item")

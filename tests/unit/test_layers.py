@@ -19,6 +19,7 @@ USE_CASES = {
     "records",
     "use_cases",
     "api_keys",
+    "quotas",
 }
 
 

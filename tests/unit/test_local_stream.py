@@ -14,7 +14,7 @@ from chalicelib.domain.models import Label, Status
 from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
 from tests.contract.test_label_table import T0, new_record
-from tests.support import poll
+from tests.support import TENANT, poll
 
 ARN = "arn:aws:dynamodb:local:000000000000:table/ImageLabels/stream/test"
 
@@ -62,7 +62,7 @@ def test_changes_arrive_as_modify_records_with_both_images(
 ) -> None:
     record = new_record()
     sqlite_table.insert(record)
-    sqlite_table.complete(record.image_id, (Label("pug", 0.25),), "m", T0)
+    sqlite_table.complete(record.image_id, (Label("pug", 0.25),), "m", T0, tenant=TENANT)
     handler = RecordingHandler()
     poller(database, handler).deliver_pending()
     insert, modify = handler.events[0]["Records"]

@@ -27,7 +27,7 @@ from chalicelib.http import responses
 from chalicelib.labelling import LabellingRetryNeeded
 from chalicelib.ports import Labeller
 from chalicelib.use_cases import UseCases, wire
-from tests.support import photo_png
+from tests.support import TENANT, photo_png
 
 ROOT = Path(__file__).resolve().parents[2]
 LogLine = dict[str, Any]
@@ -85,7 +85,7 @@ def test_an_accepted_image_is_one_info_line_carrying_its_id(
     service: UseCases, capsys: pytest.CaptureFixture[str]
 ) -> None:
     data = photo_png("coffee")
-    record = service.submission.submit_upload(data).record
+    record = service.submission.submit_upload(TENANT, data).record
 
     line = the_line(logged(capsys), "image accepted")
     assert line["level"] == "INFO"
@@ -110,8 +110,8 @@ def test_a_labelled_batch_logs_each_image_and_one_line_with_its_counts(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     service = make_service(folder_store, sqlite_table, onnx_labeller)
-    good = service.submission.submit_upload(photo_png("coffee")).record
-    bad = service.submission.submit_upload(photo_png("chelsea")).record
+    good = service.submission.submit_upload(TENANT, photo_png("coffee")).record
+    bad = service.submission.submit_upload(TENANT, photo_png("chelsea")).record
     folder_store.delete(bad.image_id)
     capsys.readouterr()
 
@@ -143,7 +143,7 @@ def test_a_model_outage_logs_the_waiting_images_and_the_retry_count(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     service = make_service(folder_store, sqlite_table, DownLabeller())
-    record = service.submission.submit_upload(photo_png("coffee")).record
+    record = service.submission.submit_upload(TENANT, photo_png("coffee")).record
     capsys.readouterr()
 
     with pytest.raises(LabellingRetryNeeded):
@@ -160,8 +160,8 @@ def test_a_model_outage_logs_the_waiting_images_and_the_retry_count(
 def test_deleting_an_image_logs_its_id(
     service: UseCases, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    record = service.submission.submit_upload(photo_png("coffee")).record
-    service.records.delete(record.image_id)
+    record = service.submission.submit_upload(TENANT, photo_png("coffee")).record
+    service.records.delete(TENANT, record.image_id)
 
     assert the_line(logged(capsys), "image deleted")["image_id"] == record.image_id
 

@@ -19,7 +19,7 @@ from chalicelib.domain import imaging
 from chalicelib.domain.classes import CLASS_NAMES_FILE, imagenet_class_names
 from chalicelib.domain.model_catalogue import CATALOGUE_FILE
 from chalicelib.domain.models import Status
-from tests.support import photo_png
+from tests.support import TENANT, photo_png
 
 ROOT = Path(__file__).resolve().parents[2]
 LABELLER_FIXTURES = {
@@ -121,9 +121,9 @@ def test_service_configured_with_lite2_labels_with_lite2(tmp_path: Path) -> None
     built = bootstrap.build(settings)
     try:
         service = built.use_cases
-        record = service.submission.submit_upload(photo_png("chelsea")).record
+        record = service.submission.submit_upload(TENANT, photo_png("chelsea")).record
         service.labelling.label_images([record.image_id])
-        labelled = service.records.get(record.image_id)
+        labelled = service.records.get(TENANT, record.image_id)
     finally:
         assert built.database is not None
         built.database.close()

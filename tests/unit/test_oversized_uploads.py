@@ -24,7 +24,7 @@ from chalicelib.http.page import OPENAPI_PATH
 from chalicelib.ports import ImageStore, LabelTable
 from chalicelib.uploads import upload_key
 from chalicelib.use_cases import UseCases, wire
-from tests.support import NoNetwork, solid_image
+from tests.support import TENANT, NoNetwork, solid_image
 
 LIMIT = 50_000
 
@@ -71,7 +71,7 @@ def uploaded(store: ImageStore, size: int) -> tuple[str, bytes]:
     """An image id whose upload (`size` bytes) has landed under uploads/."""
     data = b"\xff\xd8\xff" + b"\0" * (size - 3)
     image_id = "8a6c2a4e-6a0f-4f0e-9a53-5d1f2c0b9e11"
-    store.put(upload_key(image_id), data, "image/jpeg")
+    store.put(upload_key(TENANT, image_id), data, "image/jpeg")
     return image_id, data
 
 
@@ -81,15 +81,15 @@ def test_an_upload_over_the_limit_is_never_read_and_ends_failed_too_large(
 ) -> None:
     service, store, reads = backend
     image_id, data = uploaded(store, LIMIT + 1)
-    record = service.uploads.register_upload(image_id, len(data) if reported else None)
+    record = service.uploads.register_upload(TENANT, image_id, len(data) if reported else None)
     assert reads == []
     assert record is not None and record.status is Status.FAILED
     assert record.error is not None and "image_too_large" in record.error
     assert str(LIMIT + 1) in record.error
     assert record.image.size_bytes == LIMIT + 1
-    assert service.records.get(image_id) == record
+    assert service.records.get(TENANT, image_id) == record
     with pytest.raises(StoredImageMissing):
-        store.size(upload_key(image_id))  # the oversized object is deleted
+        store.size(upload_key(TENANT, image_id))  # the oversized object is deleted
     with pytest.raises(StoredImageMissing):
         store.size(image_id)  # and nothing was stored as the image
 
@@ -99,10 +99,10 @@ def test_a_replayed_notification_of_an_oversized_upload_keeps_the_record(
 ) -> None:
     service, store, reads = backend
     image_id, data = uploaded(store, LIMIT + 1)
-    first = service.uploads.register_upload(image_id, len(data))
-    assert service.uploads.register_upload(image_id, len(data)) == first
+    first = service.uploads.register_upload(TENANT, image_id, len(data))
+    assert service.uploads.register_upload(TENANT, image_id, len(data)) == first
     uploaded(store, LIMIT + 1)  # the form used again, with another oversized file
-    assert service.uploads.register_upload(image_id, len(data)) == first
+    assert service.uploads.register_upload(TENANT, image_id, len(data)) == first
     assert reads == []
 
 
@@ -110,17 +110,17 @@ def test_an_oversized_upload_after_a_good_one_leaves_the_image(
     backend: tuple[UseCases, ImageStore, list[str]],
 ) -> None:
     service, store, reads = backend
-    image_id = service.uploads.start_upload("image/jpeg").image_id
+    image_id = service.uploads.start_upload(TENANT, "image/jpeg").image_id
     photo = solid_image("JPEG", (64, 48))
-    store.put(upload_key(image_id), photo, "image/jpeg")
-    good = service.uploads.register_upload(image_id, len(photo))
+    store.put(upload_key(TENANT, image_id), photo, "image/jpeg")
+    good = service.uploads.register_upload(TENANT, image_id, len(photo))
     assert good is not None and good.status is Status.NOT_CLASSIFIED
-    store.put(upload_key(image_id), b"\0" * (LIMIT + 1), "image/jpeg")
-    assert service.uploads.register_upload(image_id, LIMIT + 1) == good
-    assert reads == [upload_key(image_id)]  # the good upload only
+    store.put(upload_key(TENANT, image_id), b"\0" * (LIMIT + 1), "image/jpeg")
+    assert service.uploads.register_upload(TENANT, image_id, LIMIT + 1) == good
+    assert reads == [upload_key(TENANT, image_id)]  # the good upload only
     assert store.get(image_id) == photo
     with pytest.raises(StoredImageMissing):
-        store.size(upload_key(image_id))
+        store.size(upload_key(TENANT, image_id))
 
 
 def test_an_upload_at_the_limit_is_read_and_judged_as_bytes(
@@ -128,8 +128,8 @@ def test_an_upload_at_the_limit_is_read_and_judged_as_bytes(
 ) -> None:
     service, store, reads = backend
     image_id, data = uploaded(store, LIMIT)
-    record = service.uploads.register_upload(image_id, len(data))
-    assert reads == [upload_key(image_id)]
+    record = service.uploads.register_upload(TENANT, image_id, len(data))
+    assert reads == [upload_key(TENANT, image_id)]
     assert record is not None and record.status is Status.FAILED  # not an image it can decode
     assert record.error is not None and "image_too_large" not in record.error
 
@@ -158,8 +158,8 @@ def test_an_upload_refused_unread_answers_in_the_documented_record_shape(
 ) -> None:
     service, store, _ = backend
     image_id, data = uploaded(store, LIMIT + 1)
-    service.uploads.register_upload(image_id, len(data))
-    image = record_body(service.records.get(image_id))["image"]
+    service.uploads.register_upload(TENANT, image_id, len(data))
+    image = record_body(service.records.get(TENANT, image_id))["image"]
     schemas = json.loads(OPENAPI_PATH.read_text())["components"]["schemas"]
     image_schema = schemas["Record"]["properties"]["image"]
     if "$ref" in image_schema:

@@ -30,7 +30,7 @@ from chalicelib.labelling import UnfinishedImages
 from chalicelib.ports import ImageStore, Labeller, LabelTable
 from chalicelib.use_cases import UseCases, wire
 from tests.fixtures.aws import TABLE
-from tests.support import NoNetwork, solid_image
+from tests.support import TENANT, NoNetwork, solid_image
 
 POISON = "poison-0000-written-by-another-tool"
 
@@ -133,7 +133,7 @@ def service_on(backend: Backend, labeller: Labeller, table: LabelTable | None = 
 def good_images(service: UseCases, count: int) -> list[str]:
     """Images submitted the usual way (distinct bytes), still NOT_CLASSIFIED."""
     return [
-        service.submission.submit_upload(solid_image(size=(40 + index, 30))).record.image_id
+        service.submission.submit_upload(TENANT, solid_image(size=(40 + index, 30))).record.image_id
         for index in range(count)
     ]
 
@@ -189,7 +189,7 @@ class CrashingLabeller:
 
 
 def statuses(service: UseCases, image_ids: list[str]) -> list[Status]:
-    return [service.records.get(image_id).status for image_id in image_ids]
+    return [service.records.get(TENANT, image_id).status for image_id in image_ids]
 
 
 def test_a_poison_record_ends_failed_with_its_error_and_the_images_behind_it_are_labelled(
@@ -233,10 +233,10 @@ def test_an_image_the_model_crashes_on_fails_alone_with_the_crash_in_its_error(
     labeller = CrashingLabeller(tiny_labeller, poison_bytes)
     service = service_on(backend, labeller)
     good = good_images(service, 2)
-    poison = service.submission.submit_upload(poison_bytes).record.image_id
+    poison = service.submission.submit_upload(TENANT, poison_bytes).record.image_id
     report = service.labelling.label_images([good[0], poison, good[1]])
     assert (sorted(report.classified), report.failed) == (sorted(good), [poison])
-    record = service.records.get(poison)
+    record = service.records.get(TENANT, poison)
     assert record.status is Status.FAILED
     # Type and message, on one line.
     assert record.error == (

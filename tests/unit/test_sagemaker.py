@@ -34,7 +34,7 @@ from tests.fixtures.sagemaker import (
     SageMakerLabellerFactory,
     sagemaker_client,
 )
-from tests.support import EXPECTED_TOP_LABELS, NoNetwork, encode, free_port, photo_png
+from tests.support import EXPECTED_TOP_LABELS, TENANT, NoNetwork, encode, free_port, photo_png
 from tools.localaws.sagemaker_runtime import (
     ANSWER_VARIABLE,
     AnswerShape,
@@ -419,15 +419,15 @@ def test_lasting_endpoint_outage_ends_the_image_failed_naming_the_endpoint(
         limits=Limits(),
         max_attempts=max_attempts,
     )
-    record = service.submission.submit_upload(photo_png("coffee")).record
+    record = service.submission.submit_upload(TENANT, photo_png("coffee")).record
     sagemaker_server.inject(Fault.UNAVAILABLE, times=None)
     for _ in range(max_attempts - 1):
         with pytest.raises(LabellingRetryNeeded):
             service.labelling.label_images([record.image_id])
-        assert service.records.get(record.image_id).status is Status.NOT_CLASSIFIED
+        assert service.records.get(TENANT, record.image_id).status is Status.NOT_CLASSIFIED
     report = service.labelling.label_images([record.image_id])
     assert report.failed == [record.image_id]
-    failed = service.records.get(record.image_id)
+    failed = service.records.get(TENANT, record.image_id)
     assert failed.status is Status.FAILED
     assert failed.error is not None and SAGEMAKER_ENDPOINT in failed.error
     assert failed.model == f"sagemaker/{SAGEMAKER_ENDPOINT}"

@@ -22,7 +22,7 @@ from chalicelib.domain.models import Status
 from chalicelib.submission import Submission
 from chalicelib.uploads import UploadConflict
 from chalicelib.use_cases import UseCases
-from tests.support import jpeg_variant, photo_jpeg
+from tests.support import TENANT, jpeg_variant, photo_jpeg
 from tests.unit.test_service import make_service, stored_files
 
 
@@ -34,9 +34,9 @@ def service(
 
 
 def test_the_same_bytes_again_answer_the_first_record(service: UseCases) -> None:
-    image_id = service.uploads.start_upload("image/jpeg").image_id
-    first = service.uploads.receive_upload(image_id, photo_jpeg("coffee"))
-    again = service.uploads.receive_upload(image_id, photo_jpeg("coffee"))
+    image_id = service.uploads.start_upload(TENANT, "image/jpeg").image_id
+    first = service.uploads.receive_upload(TENANT, image_id, photo_jpeg("coffee"))
+    again = service.uploads.receive_upload(TENANT, image_id, photo_jpeg("coffee"))
     assert first.created and not again.created
     assert again.record == first.record
 
@@ -44,24 +44,24 @@ def test_the_same_bytes_again_answer_the_first_record(service: UseCases) -> None
 def test_other_bytes_to_a_used_url_are_refused_and_the_first_image_kept(
     service: UseCases, folder_store: FolderImageStore
 ) -> None:
-    image_id = service.uploads.start_upload("image/jpeg").image_id
-    first = service.uploads.receive_upload(image_id, photo_jpeg("coffee")).record
+    image_id = service.uploads.start_upload(TENANT, "image/jpeg").image_id
+    first = service.uploads.receive_upload(TENANT, image_id, photo_jpeg("coffee")).record
     with pytest.raises(UploadConflict) as refused:
-        service.uploads.receive_upload(image_id, photo_jpeg("chelsea"))
+        service.uploads.receive_upload(TENANT, image_id, photo_jpeg("chelsea"))
     assert refused.value.code == "conflict"
-    assert service.records.get(image_id) == first
+    assert service.records.get(TENANT, image_id) == first
     assert folder_store.get(image_id) == photo_jpeg("coffee")
 
 
 def test_a_late_notification_of_other_bytes_leaves_the_record_and_image(
     service: UseCases, folder_store: FolderImageStore
 ) -> None:
-    image_id = service.uploads.start_upload("image/jpeg").image_id
-    first = service.uploads.receive_upload(image_id, photo_jpeg("coffee")).record
+    image_id = service.uploads.start_upload(TENANT, "image/jpeg").image_id
+    first = service.uploads.receive_upload(TENANT, image_id, photo_jpeg("coffee")).record
     folder_store.put(f"uploads/{image_id}", photo_jpeg("chelsea"), "image/jpeg")
-    assert service.uploads.register_upload(image_id) == first
+    assert service.uploads.register_upload(TENANT, image_id) == first
     assert folder_store.get(image_id) == photo_jpeg("coffee")
-    assert service.uploads.register_upload(image_id) == first  # nothing left to register
+    assert service.uploads.register_upload(TENANT, image_id) == first  # nothing left to register
 
 
 def race(service: UseCases, image_id: str, bodies: list[bytes]) -> list[object]:
@@ -71,7 +71,7 @@ def race(service: UseCases, image_id: str, bodies: list[bytes]) -> list[object]:
     def put(data: bytes) -> object:
         start.wait()
         try:
-            return service.uploads.receive_upload(image_id, data)
+            return service.uploads.receive_upload(TENANT, image_id, data)
         except ImageLabellerError as error:
             return error
 
@@ -88,7 +88,7 @@ def test_twenty_puts_of_the_same_bytes_at_once_make_one_record_and_keep_its_imag
     round_number: int,
 ) -> None:
     data = jpeg_variant(photo_jpeg("chelsea"), round_number)
-    image_id = service.uploads.start_upload("image/jpeg").image_id
+    image_id = service.uploads.start_upload(TENANT, "image/jpeg").image_id
     answers = race(service, image_id, [data] * 20)
     assert all(isinstance(answer, Submission) for answer in answers), answers
     submissions = [answer for answer in answers if isinstance(answer, Submission)]
@@ -98,14 +98,14 @@ def test_twenty_puts_of_the_same_bytes_at_once_make_one_record_and_keep_its_imag
     assert [path.name for path in stored_files(tmp_path / "images") if path.is_file()] == [image_id]
     report = service.labelling.label_images([image_id])
     assert report.classified == [image_id]
-    assert service.records.get(image_id).status is Status.CLASSIFIED
+    assert service.records.get(TENANT, image_id).status is Status.CLASSIFIED
 
 
 def test_twenty_puts_of_different_bytes_at_once_keep_exactly_one(
     service: UseCases, folder_store: FolderImageStore
 ) -> None:
     bodies = [jpeg_variant(photo_jpeg("coffee"), n) for n in range(20)]
-    image_id = service.uploads.start_upload("image/jpeg").image_id
+    image_id = service.uploads.start_upload(TENANT, "image/jpeg").image_id
     answers = race(service, image_id, bodies)
     accepted = [n for n, answer in enumerate(answers) if isinstance(answer, Submission)]
     refused = [answer for answer in answers if isinstance(answer, UploadConflict)]
@@ -128,9 +128,9 @@ def test_bytes_refused_as_an_upload_are_judged_again_when_submitted(
     error: type[Exception],
 ) -> None:
     service = make_service(folder_store, sqlite_table, tiny_labeller, {}, max_image_bytes=20_000)
-    image_id = service.uploads.start_upload("image/png").image_id
-    assert service.uploads.receive_upload(image_id, refused).record.status is Status.FAILED
+    image_id = service.uploads.start_upload(TENANT, "image/png").image_id
+    assert service.uploads.receive_upload(TENANT, image_id, refused).record.status is Status.FAILED
     with pytest.raises(error):
-        service.submission.submit_upload(refused)  # not the refused record, reopened
+        service.submission.submit_upload(TENANT, refused)  # not the refused record, reopened
     with pytest.raises(StoredImageMissing):
         folder_store.get(image_id)  # and its bytes were never stored

@@ -23,7 +23,7 @@ from chalicelib.events.uploads import uploaded_image_ids
 from chalicelib.uploads import UPLOAD_SECONDS, upload_key
 from chalicelib.use_cases import UseCases, wire
 from tests.fixtures.aws import BUCKET, REGION
-from tests.support import NoNetwork, photo_jpeg
+from tests.support import TENANT, NoNetwork, photo_jpeg
 
 
 @pytest.fixture
@@ -66,9 +66,9 @@ def notify(key: str, size: int) -> list[str]:
 def test_presigned_post_then_notification_registers_and_labels(
     labelling_service: UseCases, s3_client: Any
 ) -> None:
-    ticket = labelling_service.uploads.start_upload("image/jpeg")
+    ticket = labelling_service.uploads.start_upload(TENANT, "image/jpeg")
     assert ticket.target.url == f"https://{BUCKET}.s3.amazonaws.com/"
-    assert ticket.target.fields["key"] == upload_key(ticket.image_id)
+    assert ticket.target.fields["key"] == upload_key(TENANT, ticket.image_id)
     data = photo_jpeg("coffee")
     posted = requests.post(
         ticket.target.url,
@@ -77,17 +77,19 @@ def test_presigned_post_then_notification_registers_and_labels(
         timeout=10,
     )
     assert posted.status_code == 204, posted.text
-    uploaded = s3_client.head_object(Bucket=BUCKET, Key=upload_key(ticket.image_id))
+    uploaded = s3_client.head_object(Bucket=BUCKET, Key=upload_key(TENANT, ticket.image_id))
     assert (uploaded["ContentLength"], uploaded["ContentType"]) == (len(data), "image/jpeg")
-    [image_id] = notify(upload_key(ticket.image_id), len(data))
-    record = labelling_service.uploads.register_upload(image_id, len(data))
+    [image_id] = notify(upload_key(TENANT, ticket.image_id), len(data))
+    record = labelling_service.uploads.register_upload(TENANT, image_id, len(data))
     assert record is not None and record.status is Status.NOT_CLASSIFIED
     assert s3_client.get_object(Bucket=BUCKET, Key=image_id)["Body"].read() == data
     with pytest.raises(s3_client.exceptions.NoSuchKey):
-        s3_client.get_object(Bucket=BUCKET, Key=upload_key(image_id))
-    assert labelling_service.uploads.register_upload(image_id) == record  # a replayed notification
+        s3_client.get_object(Bucket=BUCKET, Key=upload_key(TENANT, image_id))
+    assert (
+        labelling_service.uploads.register_upload(TENANT, image_id) == record
+    )  # a replayed notification
     labelling_service.labelling.label_images([image_id])
-    assert labelling_service.records.get(image_id).labels[0].name == "espresso"
+    assert labelling_service.records.get(TENANT, image_id).labels[0].name == "espresso"
 
 
 def test_the_presigned_post_policy_caps_the_size_and_fixes_key_and_content_type(
@@ -108,7 +110,7 @@ def test_the_presigned_post_policy_caps_the_size_and_fixes_key_and_content_type(
     )
     service = bootstrap.build(settings).use_cases
     started = datetime.now(UTC)
-    ticket = service.uploads.start_upload("image/png")
+    ticket = service.uploads.start_upload(TENANT, "image/png")
     assert ticket.target.url == f"https://{BUCKET}.s3.{REGION}.amazonaws.com/"
     fields = ticket.target.fields
     assert fields["Content-Type"] == "image/png"
@@ -117,15 +119,17 @@ def test_the_presigned_post_policy_caps_the_size_and_fixes_key_and_content_type(
     conditions = policy["conditions"]
     assert ["content-length-range", 1, 123_456] in conditions
     assert {"Content-Type": "image/png"} in conditions
-    assert {"key": upload_key(ticket.image_id)} in conditions
+    assert {"key": upload_key(TENANT, ticket.image_id)} in conditions
     assert {"bucket": BUCKET} in conditions
     expiration = datetime.fromisoformat(policy["expiration"].replace("Z", "+00:00"))
     assert abs(expiration - (started + timedelta(seconds=UPLOAD_SECONDS))) < timedelta(seconds=5)
 
 
 def test_notification_without_an_upload_changes_nothing(service: UseCases) -> None:
-    assert service.uploads.register_upload("00000000-0000-4000-8000-000000000000") is None
-    assert service.uploads.register_upload("00000000-0000-4000-8000-000000000000", 10) is None
+    assert service.uploads.register_upload(TENANT, "00000000-0000-4000-8000-000000000000") is None
+    assert (
+        service.uploads.register_upload(TENANT, "00000000-0000-4000-8000-000000000000", 10) is None
+    )
 
 
 def test_only_created_objects_under_uploads_are_registered() -> None:

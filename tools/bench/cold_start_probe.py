@@ -19,6 +19,9 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from chalicelib.use_cases import UseCases
 
+# The tenant of the images the probe submits (what bench-only callers use).
+TENANT = "legacy"
+
 
 def _submitted_batch(service: UseCases) -> list[str]:
     """A stream batch's worth of mixed photos, the largest 12-megapixel ones included."""
@@ -26,7 +29,9 @@ def _submitted_batch(service: UseCases) -> list[str]:
     from tools.bench.photos import mixed_photos
 
     photos = mixed_photos(Settings.stream_batch_size, first=10**6)
-    return [service.submission.submit_upload(photo.data).record.image_id for photo in photos]
+    return [
+        service.submission.submit_upload(TENANT, photo.data).record.image_id for photo in photos
+    ]
 
 
 def main() -> int:
@@ -40,7 +45,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as folder:
         os.environ["IMAGELABELLER_DATA_DIR"] = folder
         service = use_cases()
-        image_id = service.submission.submit_upload(photo).record.image_id
+        image_id = service.submission.submit_upload(TENANT, photo).record.image_id
         labelled_from = time.perf_counter()
         report = service.labelling.label_images([image_id])
         labelled = time.perf_counter()

@@ -124,9 +124,11 @@ def representative_item_sizes() -> ItemSizes:
         classified_record=dynamodb_item_bytes(to_item(classified)),
         sha256_index_entry=dynamodb_item_bytes({"Id": new.image_id, "Sha256": sha256}),
         label_index_entry=max(
-            dynamodb_item_bytes(entry) for entry in index_entries(new.image_id, labels)
+            dynamodb_item_bytes(entry) for entry in index_entries(new.tenant, new.image_id, labels)
         ),
-        digest_claim=dynamodb_item_bytes({**digest_claim_key(sha256), "ImageId": new.image_id}),
+        digest_claim=dynamodb_item_bytes(
+            {**digest_claim_key(new.tenant, sha256), "ImageId": new.image_id}
+        ),
     )
 
 
