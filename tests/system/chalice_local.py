@@ -11,7 +11,7 @@ from pathlib import Path
 
 import requests
 
-from tests.support import free_port
+from tests.support import free_port, issue_key
 
 ROOT = Path(__file__).resolve().parents[2]
 CHALICE = Path(sys.executable).parent / "chalice"
@@ -38,6 +38,14 @@ class ChaliceLocal:
         self._settings = settings
         self._command_prefix = command_prefix or []
         self._process: subprocess.Popen[bytes] | None = None
+        self._api_key: str | None = None
+
+    @property
+    def api_key(self) -> str:
+        """A key of tenant `system-tests` in the server's data folder, made on first use."""
+        if self._api_key is None:
+            self._api_key = issue_key(self._data_dir, "system-tests")
+        return self._api_key
 
     def start(self, timeout: float = 60) -> ChaliceLocal:
         env = dict(os.environ, IMAGELABELLER_DATA_DIR=str(self._data_dir), **self._environment)
