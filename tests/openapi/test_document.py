@@ -1,5 +1,6 @@
 """chalicelib/http/openapi.json: a valid OpenAPI 3.1 document that describes exactly the routes
-app.py serves, with the error shape and codes chalicelib/http/responses.py answers."""
+app.py serves, with the error shape and codes chalicelib/http/responses.py answers, and the
+API key every operation but the open ones needs."""
 
 from __future__ import annotations
 
@@ -16,6 +17,12 @@ from chalicelib.http.requests import IMAGE_MEDIA_TYPES
 from tests.openapi.routes import served_operations
 
 HTTP_METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
+# Answered without a key (issue 15): liveness, the page, this document, and local mode's
+# upload form target (its signed form authorises it, as S3's policy does).
+OPEN_OPERATIONS = {"GET /health", "GET /", "GET /openapi.json", "POST /uploads/{image_id}"}
+# Open as the `legacy` tenant where the stage says so, else keyed like the rest.
+LEGACY_OPERATIONS = {"GET /submit-image", "GET /get-image-label"}
+API_KEY: dict[str, list[str]] = {"apiKey": []}
 
 
 def document() -> dict[str, Any]:
@@ -119,3 +126,67 @@ def test_image_uploads_accept_every_image_media_type_the_api_lists() -> None:
         "description": "The image's bytes, last.",
     }
     assert listed <= set(form["encoding"]["file"]["contentType"].split(", "))
+
+
+def security_of(operation: dict[str, Any]) -> list[dict[str, list[str]]]:
+    """The operation's own requirements, else the document's."""
+    requirements: list[dict[str, list[str]]] = operation.get("security", document()["security"])
+    return requirements
+
+
+def secured_operations() -> list[str]:
+    return sorted(set(documented_operations()) - OPEN_OPERATIONS)
+
+
+def test_the_api_key_is_a_bearer_token_every_operation_needs_by_default() -> None:
+    spec = document()
+    scheme = spec["components"]["securitySchemes"]["apiKey"]
+    assert {name: scheme[name] for name in ("type", "scheme")} == {
+        "type": "http",
+        "scheme": "bearer",
+    }
+    assert "Authorization: Bearer" in scheme["description"]
+    assert spec["security"] == [API_KEY]
+
+
+def needs_no_key(operation: dict[str, Any]) -> bool:
+    """No requirement at all, or one alternative that is empty ({})."""
+    security = security_of(operation)
+    return security == [] or {} in security
+
+
+def test_only_the_open_operations_and_the_legacy_ones_can_be_called_without_a_key() -> None:
+    operations_by_label = dict(operations())
+    assert documented_operations() >= OPEN_OPERATIONS | LEGACY_OPERATIONS
+    keyless = {label for label, operation in operations_by_label.items() if needs_no_key(operation)}
+    assert keyless == OPEN_OPERATIONS | LEGACY_OPERATIONS
+    for label in OPEN_OPERATIONS:
+        assert operations_by_label[label]["security"] == [], label
+
+
+@pytest.mark.parametrize("label", sorted(LEGACY_OPERATIONS))
+def test_the_legacy_operations_take_a_key_or_none_where_the_stage_keeps_them_open(
+    label: str,
+) -> None:
+    operation = dict(operations())[label]
+    assert operation["security"] == [API_KEY, {}]
+    assert "IMAGELABELLER_LEGACY_ROUTES_OPEN" in operation["description"]
+
+
+@pytest.mark.parametrize("label", secured_operations())
+def test_every_secured_operation_needs_the_key_and_documents_401_and_429(label: str) -> None:
+    operation = dict(operations())[label]
+    assert API_KEY in security_of(operation)
+    refused = resolve(operation["responses"]["401"])
+    limited = resolve(operation["responses"]["429"])
+    assert error_codes_in(refused) == {"unauthorized"}
+    assert error_codes_in(limited) == {"too_many_requests"}
+    assert resolve(refused["headers"]["WWW-Authenticate"])["required"] is True
+    assert resolve(limited["headers"]["Retry-After"])["schema"] == {"type": "integer", "minimum": 1}
+
+
+@pytest.mark.parametrize("label", sorted(OPEN_OPERATIONS))
+def test_open_operations_document_no_401_or_429(label: str) -> None:
+    responses = dict(operations())[label]["responses"]
+    assert "401" not in responses
+    assert "429" not in responses
