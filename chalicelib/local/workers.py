@@ -3,13 +3,14 @@ DynamoDB stream's (labelling) and the callback queue's (delivery)."""
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from chalicelib import config
 from chalicelib.bootstrap import local_callback_poller, local_stream_poller
-from chalicelib.local import dev_server
+from chalicelib.local import dev_key, dev_server
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -25,12 +26,14 @@ _start_lock = threading.Lock()
 def start_under_chalice_local(
     label_handler: Handler, callback_handler: Handler, stream_arn: str
 ) -> None:
-    """Under `chalice local` only (not `chalice package`, not tests): tune its server and
-    start both workers, once per process (app.py may be imported more than once)."""
+    """Under `chalice local` only (not `chalice package`, not tests): tune its server, print
+    the development API key (local backend), and start both workers, once per process
+    (app.py may be imported more than once)."""
     if not config.running_under_chalice_local():
         return
     settings = config.Settings.from_environ()
     dev_server.tune(settings.limits.max_image_bytes)
+    dev_key.announce_dev_key(settings, sys.argv)
     if settings.local_stream:
         start_once("stream", lambda: local_stream_poller(label_handler, stream_arn))
     start_once("callbacks", lambda: local_callback_poller(callback_handler))
