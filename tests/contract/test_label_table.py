@@ -284,3 +284,87 @@ def test_delivery_is_recorded_without_touching_the_rest(label_table: LabelTable)
     label_table.record_delivery(record.image_id, delivery)
     assert label_table.get(record.image_id) == replace(record, webhook=delivery)
     label_table.record_delivery(str(uuid.uuid4()), delivery)  # a deleted image: no error
+
+
+def of_tenant(record: ImageRecord, tenant: str) -> ImageRecord:
+    return replace(record, tenant=tenant)
+
+
+def test_a_record_reads_back_with_its_tenant(label_table: LabelTable) -> None:
+    record = of_tenant(new_record(), "acme")
+    label_table.insert(record)
+    stored = label_table.get(record.image_id)
+    assert stored is not None and stored.tenant == "acme"
+
+
+def test_two_tenants_may_each_have_a_record_of_the_same_bytes(label_table: LabelTable) -> None:
+    digest = uuid.uuid4().hex * 2
+    first = of_tenant(new_record(sha256=digest), "acme")
+    second = of_tenant(new_record(sha256=digest), "globex")
+    label_table.insert(first)
+    label_table.insert(second)  # no DuplicateImage: the claim is per tenant
+    found_first = label_table.find_by_sha256("acme", digest)
+    found_second = label_table.find_by_sha256("globex", digest)
+    assert found_first is not None and found_first.image_id == first.image_id
+    assert found_second is not None and found_second.image_id == second.image_id
+    assert label_table.find_by_sha256("initech", digest) is None
+    with pytest.raises(DuplicateImage) as refused:
+        label_table.insert(of_tenant(new_record(sha256=digest), "globex"))
+    assert refused.value.image_id == second.image_id
+
+
+def test_deleting_one_tenants_record_keeps_the_others_claim(label_table: LabelTable) -> None:
+    digest = uuid.uuid4().hex * 2
+    first = of_tenant(new_record(sha256=digest), "acme")
+    second = of_tenant(new_record(sha256=digest), "globex")
+    label_table.insert(first)
+    label_table.insert(second)
+    assert label_table.delete(first.image_id)
+    with pytest.raises(DuplicateImage):
+        label_table.insert(of_tenant(new_record(sha256=digest), "globex"))
+    label_table.insert(of_tenant(new_record(sha256=digest), "acme"))  # acme's claim is free
+
+
+def test_search_finds_only_the_tenants_own_images(label_table: LabelTable) -> None:
+    mine = of_tenant(new_record(), "acme")
+    theirs = of_tenant(new_record(), "globex")
+    for record in (mine, theirs):
+        label_table.insert(record)
+        label_table.complete(record.image_id, LABELS, "model-a", T0, tenant=record.tenant)
+    hits, _ = label_table.images_with_label("acme", "espresso", 10, None)
+    assert [hit.image_id for hit in hits] == [mine.image_id]
+    hits, _ = label_table.images_with_label("globex", "Espresso", 10, None)
+    assert [hit.image_id for hit in hits] == [theirs.image_id]
+    assert label_table.images_with_label("initech", "espresso", 10, None) == ([], None)
+
+
+def test_a_page_token_of_one_tenants_search_finds_nothing_of_another(
+    label_table: LabelTable,
+) -> None:
+    records = [of_tenant(new_record(), "acme") for _ in range(3)]
+    for record in records:
+        label_table.insert(record)
+        label_table.complete(record.image_id, LABELS, "model-a", T0, tenant="acme")
+    other = of_tenant(new_record(), "globex")
+    label_table.insert(other)
+    label_table.complete(other.image_id, LABELS, "model-a", T0, tenant="globex")
+    _, token = label_table.images_with_label("acme", "espresso", 1, None)
+    assert token is not None
+    try:
+        hits, _ = label_table.images_with_label("globex", "espresso", 10, token)
+    except InvalidPageToken:
+        return
+    assert all(hit.image_id == other.image_id for hit in hits)
+
+
+def test_reopen_and_delete_clear_the_search_entries_of_the_records_tenant(
+    label_table: LabelTable,
+) -> None:
+    record = of_tenant(new_record(), "acme")
+    label_table.insert(record)
+    label_table.complete(record.image_id, LABELS, "model-a", T0, tenant="acme")
+    assert label_table.reopen(record.image_id) is not None
+    assert label_table.images_with_label("acme", "espresso", 10, None) == ([], None)
+    label_table.complete(record.image_id, LABELS, "model-b", T0, tenant="acme")
+    assert label_table.delete(record.image_id)
+    assert label_table.images_with_label("acme", "espresso", 10, None) == ([], None)
