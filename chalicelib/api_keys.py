@@ -1,6 +1,6 @@
 """The API key use case: issue, list, revoke, and check a presented key.
 
-Not yet called by any route: issue 15's next step puts `authenticate` in front of them.
+`authenticate` is what every keyed route's check calls (chalicelib/http/callers.py).
 """
 
 from __future__ import annotations

@@ -3,7 +3,8 @@ deployed stage's DynamoDB table (--stage, with the stage's own settings from
 .chalice/config.json and your AWS credentials).
 
 The whole key is printed once, by `create`; only its hash is stored, so it cannot be shown
-again. Keys are not yet required by any route (issue 15's next step).
+again. Every route but /health, / and /openapi.json needs a key, sent as
+`Authorization: Bearer <key>`; a revoked key is refused from its next request.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ def add_keys_command(commands: argparse._SubParsersAction[argparse.ArgumentParse
         help="create, list and revoke API keys",
         description="Create, list and revoke API keys, each of one tenant: in the local "
         "data folder ($IMAGELABELLER_DATA_DIR), or in a deployed stage's table with --stage. "
-        "Keys are not yet required by the API's routes.",
+        "The API's routes need a key, sent as `Authorization: Bearer <key>`.",
     )
     actions = keys.add_subparsers(title="actions", required=True, metavar="ACTION")
 

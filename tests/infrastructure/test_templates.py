@@ -391,6 +391,39 @@ def test_only_the_callback_function_may_read_the_webhook_secret_and_only_that_on
     assert "resolve:secretsmanager" not in json.dumps(variables)
 
 
+def test_no_function_may_write_api_keys_and_the_api_updates_only_quota_items() -> None:
+    """Keys are the operator's to write (`imagelabeller keys`); a function that could write
+    them could mint itself access. The API function updates the index table only to count
+    requests and images per key."""
+    index = ":table/ImageLabelIndex"
+    place = Deployment()
+    writes = {"dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"}
+    for path in sorted(CHALICE_DIR.glob("policy-*.json")):
+        statements = read_json(path)["Statement"]
+        writing = [
+            s
+            for s in statements
+            if s["Effect"] == "Allow"
+            and writes & set(as_list(s["Action"]))
+            and any(place.resolve(r).endswith(index) for r in as_list(s["Resource"]))
+        ]
+        if not writing:
+            continue
+        denies = [
+            s
+            for s in statements
+            if s["Effect"] == "Deny"
+            and writes <= set(as_list(s["Action"]))
+            and s["Condition"] == {"ForAnyValue:StringEquals": {"dynamodb:LeadingKeys": ["APIKEY"]}}
+        ]
+        assert denies, f"{path.name} may write ImageLabelIndex but has no Deny on APIKEY items"
+    api = read_json(CHALICE_DIR / "policy-api.json")["Statement"]
+    [update] = [s for s in api if s["Effect"] == "Allow" and "dynamodb:UpdateItem" in s["Action"]]
+    assert update["Condition"] == {
+        "ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RATE#*", "IMAGES#*"]}
+    }
+
+
 # --- sagemaker.yaml --------------------------------------------------------------------------
 
 
