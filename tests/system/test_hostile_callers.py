@@ -18,6 +18,7 @@ import requests
 
 from tests.support import (
     TricklingServer,
+    issue_key,
     jpeg_variant,
     loopback_server,
     photo_jpeg,
@@ -41,12 +42,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaliceLocal]:
         local.stop()
 
 
-def upload_with_callback(base_url: str, data: bytes, callback_url: str) -> str:
+def bearer(server: ChaliceLocal) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.api_key}"}
+
+
+def upload_with_callback(server: ChaliceLocal, data: bytes, callback_url: str) -> str:
     response = requests.post(
-        f"{base_url}/images",
+        f"{server.base_url}/images",
         params={"callback_url": callback_url},
         data=data,
-        headers={"Content-Type": "image/jpeg"},
+        headers={"Content-Type": "image/jpeg", **bearer(server)},
         timeout=30,
     )
     assert response.status_code == 202, response.text
@@ -54,12 +59,12 @@ def upload_with_callback(base_url: str, data: bytes, callback_url: str) -> str:
 
 
 def test_a_stuck_callback_receiver_delays_only_its_own_callbacks(server: ChaliceLocal) -> None:
-    api = ApiClient(server.base_url)
+    api = ApiClient(server.base_url, server.api_key)
     slow_head = b"HTTP/1.1 200 OK\r\nX-Slow: "
     with TricklingServer(slow_head, interval=1.0, max_seconds=90) as receiver:
         stuck = [
             upload_with_callback(
-                server.base_url, jpeg_variant(photo_jpeg("chelsea"), 100 + n), receiver.url()
+                server, jpeg_variant(photo_jpeg("chelsea"), 100 + n), receiver.url()
             )
             for n in range(3)
         ]
@@ -104,19 +109,24 @@ def post_at_once(upload: dict[str, Any], bodies: list[bytes]) -> list[requests.R
         return list(pool.map(post, bodies))
 
 
-def new_upload(base_url: str) -> dict[str, Any]:
-    response = requests.post(f"{base_url}/uploads", json={"content_type": "image/jpeg"}, timeout=10)
+def new_upload(server: ChaliceLocal) -> dict[str, Any]:
+    response = requests.post(
+        f"{server.base_url}/uploads",
+        json={"content_type": "image/jpeg"},
+        headers=bearer(server),
+        timeout=10,
+    )
     assert response.status_code == 201, response.text
     answer: dict[str, Any] = response.json()
     return answer
 
 
 def test_twenty_posts_of_one_upload_form_at_once_keep_the_image(server: ChaliceLocal) -> None:
-    api = ApiClient(server.base_url)
+    api = ApiClient(server.base_url, server.api_key)
     tally: dict[int, int] = {}
     image_ids = []
     for round_number in range(ROUNDS):
-        upload = new_upload(server.base_url)
+        upload = new_upload(server)
         data = jpeg_variant(photo_jpeg("chelsea"), 1000 + round_number)
         answers = post_at_once(upload, [data] * POSTS_AT_ONCE)
         statuses = sorted(answer.status_code for answer in answers)
@@ -132,7 +142,7 @@ def test_twenty_posts_of_one_upload_form_at_once_keep_the_image(server: ChaliceL
 
 
 def test_posts_of_other_bytes_with_a_used_upload_form_get_409(server: ChaliceLocal) -> None:
-    upload = new_upload(server.base_url)
+    upload = new_upload(server)
     bodies = [jpeg_variant(photo_jpeg("coffee"), 2000 + n) for n in range(POSTS_AT_ONCE)]
     answers = post_at_once(upload, bodies)
     statuses = sorted(answer.status_code for answer in answers)
@@ -141,19 +151,21 @@ def test_posts_of_other_bytes_with_a_used_upload_form_get_409(server: ChaliceLoc
     winner = next(a for a in answers if a.status_code == 202).json()
     later = post_form(upload, bodies[-1])
     assert later.status_code in (200, 409)
-    finished = ApiClient(server.base_url).wait_until_finished(upload["image_id"])
+    finished = ApiClient(server.base_url, server.api_key).wait_until_finished(upload["image_id"])
     assert finished["status"] == "CLASSIFIED"
     assert finished["image"]["sha256"] == winner["image"]["sha256"]
 
 
 def test_a_damaged_stored_image_is_repaired_by_submitting_it_again(server: ChaliceLocal) -> None:
-    api = ApiClient(server.base_url)
+    api = ApiClient(server.base_url, server.api_key)
     data = jpeg_variant(photo_jpeg("coffee"), 3000)
     image_id = api.submit_upload(data, "image/jpeg")
     assert api.wait_until_finished(image_id)["status"] == "CLASSIFIED"
     stored = server.data_dir / "images" / image_id
     stored.write_bytes(data[: len(data) // 3])  # the disk damaged it
-    relabel = requests.post(f"{server.base_url}/images/{image_id}/relabel", timeout=10)
+    relabel = requests.post(
+        f"{server.base_url}/images/{image_id}/relabel", headers=bearer(server), timeout=10
+    )
     assert relabel.status_code == 202
     failed = api.wait_until_finished(image_id)
     assert failed["status"] == "FAILED" and "damaged" in failed["error"]
@@ -170,11 +182,12 @@ def test_a_source_url_comes_back_without_its_secrets(server: ChaliceLocal) -> No
         response = requests.post(
             f"{server.base_url}/images",
             json={"url": url, "callback_url": photos.url("/hook?key=k3y")},
+            headers=bearer(server),
             timeout=30,
         )
     assert response.status_code in (200, 202), response.text
     image_id = response.json()["image_id"]
-    read = requests.get(f"{server.base_url}/images/{image_id}", timeout=10)
+    read = requests.get(f"{server.base_url}/images/{image_id}", headers=bearer(server), timeout=10)
     for text in (response.text, read.text):
         assert "s3cr3t" not in text and "k3y" not in text
     assert read.json()["source_url"] == photos.url("/cat.png")
@@ -187,12 +200,13 @@ DISK_KIB = 2048
 BALLAST_KIB = 1024
 
 
-def private_tmpfs(folder: Path) -> list[str]:
-    """A command prefix that mounts a small tmpfs on `folder`, fills part of it with a
-    ballast file, and execs the server inside a private mount namespace."""
+def private_tmpfs(folder: Path, seed: Path) -> list[str]:
+    """A command prefix that mounts a small tmpfs on `folder`, copies the files of `seed`
+    there (the key store), fills part of it with a ballast file, and execs the server
+    inside a private mount namespace."""
     script = (
-        'mount -t tmpfs -o size="$1"k tmpfs "$0" && '
-        'dd if=/dev/zero of="$0/ballast" bs=1024 count="$2" status=none && shift 2 && exec "$@"'
+        'mount -t tmpfs -o size="$1"k tmpfs "$0" && cp -R "$3"/. "$0"/ && '
+        'dd if=/dev/zero of="$0/ballast" bs=1024 count="$2" status=none && shift 3 && exec "$@"'
     )
     unshare = shutil.which("unshare")
     assert unshare, "util-linux's unshare is needed for the full-disk test"
@@ -206,25 +220,31 @@ def private_tmpfs(folder: Path) -> list[str]:
         str(folder),
         str(DISK_KIB),
         str(BALLAST_KIB),
+        str(seed),
     ]
 
 
 def test_a_full_disk_answers_507_keeps_reads_and_loses_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     data_dir.mkdir()
+    # The data folder the server sees is a tmpfs of its own: its key is made beside it and
+    # copied in before the server starts.
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    key = issue_key(seed, "system-tests")
     server = ChaliceLocal(
-        data_dir, tmp_path / "chalice.log", command_prefix=private_tmpfs(data_dir)
+        data_dir, tmp_path / "chalice.log", command_prefix=private_tmpfs(data_dir, seed)
     )
     server.start()
     try:
-        api = ApiClient(server.base_url)
+        api = ApiClient(server.base_url, key)
         accepted: list[str] = []
         refused = None
         for n in range(40):
             response = requests.post(
                 f"{server.base_url}/images",
                 data=jpeg_variant(photo_png_as_jpeg(), 4000 + n),
-                headers={"Content-Type": "image/jpeg"},
+                headers={"Content-Type": "image/jpeg", "Authorization": f"Bearer {key}"},
                 timeout=30,
             )
             if response.status_code == 202:
@@ -242,12 +262,17 @@ def test_a_full_disk_answers_507_keeps_reads_and_loses_nothing(tmp_path: Path) -
         assert accepted and api.record(accepted[0])["image_id"] == accepted[0]
 
         # Space comes back: every accepted image ends labelled, and new submits work again.
-        (Path(f"/proc/{server.pid}/root") / str(data_dir).lstrip("/") / "ballast").unlink()
+        (server_view(server, data_dir) / "ballast").unlink()
         for image_id in accepted:
             assert api.wait_until_finished(image_id)["status"] == "CLASSIFIED"
         api.submit_upload(jpeg_variant(photo_png_as_jpeg(), 5000), "image/jpeg")
     finally:
         server.stop()
+
+
+def server_view(server: ChaliceLocal, folder: Path) -> Path:
+    """`folder` as the server, in its own mount namespace, sees it."""
+    return Path(f"/proc/{server.pid}/root") / str(folder).lstrip("/")
 
 
 def photo_png_as_jpeg() -> bytes:

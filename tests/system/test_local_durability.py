@@ -16,7 +16,7 @@ def test_image_accepted_just_before_a_stop_is_labelled_after_the_next_start(
     # First process: the API only (no stream worker), so nothing is labelled before the stop.
     first = ChaliceLocal(data_dir, log, local_stream="false").start()
     try:
-        api = ApiClient(first.base_url)
+        api = ApiClient(first.base_url, first.api_key)
         image_id = api.submit_upload(photo_png("coffee"), "image/png")
         assert api.record(image_id)["status"] == "NOT_CLASSIFIED"
     finally:
@@ -24,7 +24,8 @@ def test_image_accepted_just_before_a_stop_is_labelled_after_the_next_start(
 
     second = ChaliceLocal(data_dir, log).start()
     try:
-        finished = ApiClient(second.base_url).wait_until_finished(image_id)
+        # The key was made in the data folder: it outlives the process too.
+        finished = ApiClient(second.base_url, first.api_key).wait_until_finished(image_id)
     finally:
         second.stop()
     assert finished["status"] == "CLASSIFIED"
@@ -35,14 +36,14 @@ def test_killed_mid_stream_loses_no_image(tmp_path: Path) -> None:
     data_dir, log = tmp_path / "data", tmp_path / "chalice.log"
     first = ChaliceLocal(data_dir, log).start()
     try:
-        api = ApiClient(first.base_url)
+        api = ApiClient(first.base_url, first.api_key)
         ids = [api.submit_upload(photo_jpeg("coffee", 80 + i), "image/jpeg") for i in range(8)]
     finally:
         first.stop(kill=True)
 
     second = ChaliceLocal(data_dir, log).start()
     try:
-        api = ApiClient(second.base_url)
+        api = ApiClient(second.base_url, first.api_key)
         statuses = [api.wait_until_finished(image_id)["status"] for image_id in ids]
     finally:
         second.stop()

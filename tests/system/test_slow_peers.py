@@ -44,7 +44,10 @@ def test_url_whose_server_trickles_is_refused_within_the_deadline(
     with TricklingServer(head, interval=0.2, max_seconds=20) as slow:
         started = time.monotonic()
         answer = requests.post(
-            f"{server.base_url}/images", json={"url": slow.url("/cat.jpg")}, timeout=30
+            f"{server.base_url}/images",
+            json={"url": slow.url("/cat.jpg")},
+            headers={"Authorization": f"Bearer {server.api_key}"},
+            timeout=30,
         )
         seconds = time.monotonic() - started
     print(f"chalice local refused the URL trickling its {head!r} after {seconds:.2f} s")
