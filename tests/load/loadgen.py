@@ -1,5 +1,6 @@
 """An asyncio load generator for the public API: several clients, a mix of good and bad
-submits and reads, and a tally by kind of request and status.
+submits and reads, and a tally by kind of request and status. Every request carries the
+API key but the `no_key` ones, which must be refused.
 
 Used by tests/load/test_load.py (short, in `make test`) and scripts/load.py (longer, by hand).
 """
@@ -29,6 +30,8 @@ MIX: dict[str, tuple[float, set[int]]] = {
     "forbidden_url": (0.07, {400}),
     "not_an_image": (0.08, {415}),
     "truncated_jpeg": (0.07, {415}),
+    # A read of a known image without the key.
+    "no_key": (0.05, {401}),
 }
 
 
@@ -73,6 +76,7 @@ class LoadClient:
             "truncated_jpeg": lambda: self.http.post(
                 "/images", content=self.jpeg[:8000], headers={"Content-Type": "image/jpeg"}
             ),
+            "no_key": self.read_without_key,
         }
 
     async def upload(self) -> httpx.Response:
@@ -86,8 +90,13 @@ class LoadClient:
     async def read_known(self) -> httpx.Response:
         return await self.http.get(f"/images/{self.report.accepted[-1]}")
 
+    async def read_without_key(self) -> httpx.Response:
+        request = self.http.build_request("GET", f"/images/{self.report.accepted[-1]}")
+        request.headers.pop("Authorization", None)
+        return await self.http.send(request)
+
     async def one(self, kind: str) -> None:
-        if kind == "read_known" and not self.report.accepted:
+        if kind in ("read_known", "no_key") and not self.report.accepted:
             kind = "upload"  # nothing to read yet
         response = await self.calls[kind]()
         self.report.requests += 1
@@ -109,11 +118,24 @@ def check(kind: str, response: httpx.Response) -> str | None:
     body: Any = response.json()
     if response.status_code >= 400 and set(body.get("error", {})) != {"code", "message"}:
         return f"{kind}: error body {body}"
+    if response.status_code == 401 and "Bearer" not in response.headers.get("WWW-Authenticate", ""):
+        return f"{kind}: 401 without WWW-Authenticate: Bearer"
     return None
 
 
+def bearer(api_key: str | None) -> dict[str, str]:
+    """The header every request carries; none without a key (a server with keys off)."""
+    return {} if api_key is None else {"Authorization": f"Bearer {api_key}"}
+
+
 async def run_load(
-    base_url: str, photo_url: str, requests: int, concurrency: int, seed: int = 7
+    base_url: str,
+    photo_url: str,
+    requests: int,
+    concurrency: int,
+    seed: int = 7,
+    *,
+    api_key: str | None = None,
 ) -> LoadReport:
     report = LoadReport()
     rng = random.Random(seed)
@@ -123,7 +145,9 @@ async def run_load(
     for kind in plan:
         queue.put_nowait(kind)
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base_url, timeout=60, limits=limits) as http:
+    async with httpx.AsyncClient(
+        base_url=base_url, headers=bearer(api_key), timeout=60, limits=limits
+    ) as http:
         client = LoadClient(http, photo_url, report)
 
         async def worker() -> None:
@@ -136,11 +160,13 @@ async def run_load(
     return report
 
 
-async def unfinished(base_url: str, image_ids: list[str], timeout: float) -> list[str]:
+async def unfinished(
+    base_url: str, image_ids: list[str], timeout: float, *, api_key: str | None = None
+) -> list[str]:
     """The ids still NOT_CLASSIFIED (or unreadable) when the deadline passes."""
     deadline = time.monotonic() + timeout
     pending = list(image_ids)
-    async with httpx.AsyncClient(base_url=base_url, timeout=30) as http:
+    async with httpx.AsyncClient(base_url=base_url, headers=bearer(api_key), timeout=30) as http:
         while pending and time.monotonic() < deadline:
             still = []
             for image_id in pending:
