@@ -20,7 +20,7 @@ from chalicelib.config import ConfigError, Settings
 from chalicelib.domain.api_keys import parse_key
 from chalicelib.domain.errors import LabellerUnavailable
 from chalicelib.ports import Labeller
-from imagelabeller_cli import keys, output
+from imagelabeller_cli import keys, migrate, output
 from imagelabeller_cli.api_client import (
     ApiClient,
     ApiError,
@@ -68,7 +68,8 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="imagelabeller",
         description="Label images with ImageLabeller's model: local files in process "
-        "(label), or through a running API (submit, get); manage API keys (keys).",
+        "(label), or through a running API (submit, get); manage API keys (keys); move "
+        "data made before tenants to the legacy tenant (migrate).",
     )
     commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
     _add_label_command(commands)
@@ -76,6 +77,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     _add_submit_command(commands, api_default)
     _add_get_command(commands, api_default)
     keys.add_keys_command(commands)
+    migrate.add_migrate_command(commands)
     return parser
 
 
