@@ -1,6 +1,9 @@
 """The answers generated requests rarely reach (a labelled record, a relabel, a delete, a
-page of search results, an upload, a batch), each checked against the document with the
-same checks schemathesis runs. A step whose route app.py does not have yet is skipped."""
+page of search results, an upload, a batch, a refused key, a key over its rate), each
+checked against the document with the same checks schemathesis runs. Every call carries
+the server's API key but the upload form (authorised by its fields) and the ones that
+show what a caller without one gets. A step whose route app.py does not have yet is
+skipped."""
 
 from __future__ import annotations
 
@@ -48,15 +51,24 @@ def require(*labels: str) -> None:
         pytest.skip(f"not routed in app.py yet: {', '.join(missing)}")
 
 
-def upload(base_url: str, data: bytes, content_type: str) -> requests.Response:
-    return requests.post(
+def keyed(server: ChaliceLocal) -> requests.Session:
+    """A session whose every call carries the server's API key."""
+    http = requests.Session()
+    http.headers["Authorization"] = f"Bearer {server.api_key}"
+    return http
+
+
+def upload(
+    http: requests.Session, base_url: str, data: bytes, content_type: str
+) -> requests.Response:
+    return http.post(
         f"{base_url}/images", data=data, headers={"Content-Type": content_type}, timeout=TIMEOUT
     )
 
 
-def labelled(base_url: str, image_id: str) -> requests.Response:
+def labelled(http: requests.Session, base_url: str, image_id: str) -> requests.Response:
     response: requests.Response = poll(
-        lambda: requests.get(f"{base_url}/images/{image_id}", timeout=TIMEOUT),
+        lambda: http.get(f"{base_url}/images/{image_id}", timeout=TIMEOUT),
         lambda answer: answer.json().get("status") != "NOT_CLASSIFIED",
         timeout=LABEL_SECONDS,
     )
@@ -67,21 +79,24 @@ def test_a_labelled_image_and_its_legacy_label_match_the_document(
     labelling_server: ChaliceLocal,
 ) -> None:
     base = labelling_server.base_url
+    http = keyed(labelling_server)
     photo = photo_png("coffee")
-    record = conforms("POST /images", upload(base, photo, "image/png"), 202)
+    record = conforms("POST /images", upload(http, base, photo, "image/png"), 202)
     image_id = record["image_id"]
 
-    finished = conforms("GET /images/{image_id}", labelled(base, image_id), 200, image_id=image_id)
+    finished = conforms(
+        "GET /images/{image_id}", labelled(http, base, image_id), 200, image_id=image_id
+    )
     assert finished["status"] == "CLASSIFIED"
     assert finished["labels"][0]["name"] in EXPECTED_TOP_LABELS["coffee"]
 
-    top_one = requests.get(f"{base}/images/{image_id}", params={"top_k": 1}, timeout=TIMEOUT)
+    top_one = http.get(f"{base}/images/{image_id}", params={"top_k": 1}, timeout=TIMEOUT)
     assert len(conforms("GET /images/{image_id}", top_one, 200, image_id=image_id)["labels"]) == 1
 
-    again = conforms("POST /images", upload(base, photo, "image/png"), 200)
+    again = conforms("POST /images", upload(http, base, photo, "image/png"), 200)
     assert again["image_id"] == image_id
 
-    legacy = requests.get(f"{base}/get-image-label", params={"imageId": image_id}, timeout=TIMEOUT)
+    legacy = http.get(f"{base}/get-image-label", params={"imageId": image_id}, timeout=TIMEOUT)
     names = conforms("GET /get-image-label", legacy, 200)["ImageLabel"].split(", ")
     assert names[0] in EXPECTED_TOP_LABELS["coffee"]
 
@@ -90,7 +105,8 @@ def test_a_delivered_callback_shows_in_the_record_as_documented(
     labelling_server: ChaliceLocal, stand_in: StandIn
 ) -> None:
     base = labelling_server.base_url
-    submitted = requests.post(
+    http = keyed(labelling_server)
+    submitted = http.post(
         f"{base}/images",
         params={"callback_url": stand_in.callback_url},
         data=photo_jpeg("coffee", quality=80),
@@ -102,7 +118,7 @@ def test_a_delivered_callback_shows_in_the_record_as_documented(
         pytest.skip("callbacks are not recorded yet")
     image_id = record["image_id"]
     delivered: requests.Response = poll(
-        lambda: requests.get(f"{base}/images/{image_id}", timeout=TIMEOUT),
+        lambda: http.get(f"{base}/images/{image_id}", timeout=TIMEOUT),
         lambda answer: answer.json().get("webhook", {}).get("status") != "PENDING",
         timeout=LABEL_SECONDS,
     )
@@ -115,23 +131,24 @@ def test_relabel_search_and_delete_match_the_document(labelling_server: ChaliceL
         "POST /images/{image_id}/relabel", "GET /labels/{name}/images", "DELETE /images/{image_id}"
     )
     base = labelling_server.base_url
-    image_id = conforms("POST /images", upload(base, photo_jpeg("chelsea"), "image/jpeg"), 202)[
-        "image_id"
-    ]
-    top = labelled(base, image_id).json()["labels"][0]["name"]
+    http = keyed(labelling_server)
+    image_id = conforms(
+        "POST /images", upload(http, base, photo_jpeg("chelsea"), "image/jpeg"), 202
+    )["image_id"]
+    top = labelled(http, base, image_id).json()["labels"][0]["name"]
 
-    search = requests.get(f"{base}/labels/{top}/images", params={"limit": 5}, timeout=TIMEOUT)
+    search = http.get(f"{base}/labels/{top}/images", params={"limit": 5}, timeout=TIMEOUT)
     page = conforms("GET /labels/{name}/images", search, 200, name=top)
     assert image_id in [hit["image_id"] for hit in page["images"]]
 
-    relabel = requests.post(f"{base}/images/{image_id}/relabel", timeout=TIMEOUT)
+    relabel = http.post(f"{base}/images/{image_id}/relabel", timeout=TIMEOUT)
     relabelled = conforms("POST /images/{image_id}/relabel", relabel, 202, image_id=image_id)
     assert relabelled["previous"]["labels"][0]["name"] == top
-    labelled(base, image_id)
+    labelled(http, base, image_id)
 
-    deleted = requests.delete(f"{base}/images/{image_id}", timeout=TIMEOUT)
+    deleted = http.delete(f"{base}/images/{image_id}", timeout=TIMEOUT)
     conforms("DELETE /images/{image_id}", deleted, 204, image_id=image_id)
-    gone = requests.get(f"{base}/images/{image_id}", timeout=TIMEOUT)
+    gone = http.get(f"{base}/images/{image_id}", timeout=TIMEOUT)
     conforms("GET /images/{image_id}", gone, 404, image_id=image_id)
 
 
@@ -140,12 +157,13 @@ def test_relabelling_an_image_not_yet_labelled_is_a_documented_conflict(
 ) -> None:
     require("POST /images/{image_id}/relabel")
     base = idle_server.base_url
-    image_id = conforms("POST /images", upload(base, photo_jpeg("motorcycle"), "image/jpeg"), 202)[
-        "image_id"
-    ]
-    relabel = requests.post(f"{base}/images/{image_id}/relabel", timeout=TIMEOUT)
+    http = keyed(idle_server)
+    image_id = conforms(
+        "POST /images", upload(http, base, photo_jpeg("motorcycle"), "image/jpeg"), 202
+    )["image_id"]
+    relabel = http.post(f"{base}/images/{image_id}/relabel", timeout=TIMEOUT)
     conforms("POST /images/{image_id}/relabel", relabel, 409, image_id=image_id)
-    legacy = requests.get(f"{base}/get-image-label", params={"imageId": image_id}, timeout=TIMEOUT)
+    legacy = http.get(f"{base}/get-image-label", params={"imageId": image_id}, timeout=TIMEOUT)
     assert conforms("GET /get-image-label", legacy, 200) == {"ImageLabel": "NOT_CLASSIFIED"}
 
 
@@ -165,16 +183,19 @@ def test_an_upload_through_an_upload_url_matches_the_document(
 ) -> None:
     require("POST /uploads", "POST /uploads/{image_id}")
     base = labelling_server.base_url
-    started = requests.post(f"{base}/uploads", json={"content_type": "image/png"}, timeout=TIMEOUT)
+    http = keyed(labelling_server)
+    started = http.post(f"{base}/uploads", json={"content_type": "image/png"}, timeout=TIMEOUT)
     ticket = conforms("POST /uploads", started, 201)
     image_id = ticket["image_id"]
-    before = requests.get(f"{base}/images/{image_id}", timeout=TIMEOUT)
+    before = http.get(f"{base}/images/{image_id}", timeout=TIMEOUT)
     conforms("GET /images/{image_id}", before, 404, image_id=image_id)
 
     posted = post_form(ticket, photo_png("chelsea"))
     record = conforms("POST /uploads/{image_id}", posted, 202, image_id=image_id)
     assert record["image_id"] == image_id
-    finished = conforms("GET /images/{image_id}", labelled(base, image_id), 200, image_id=image_id)
+    finished = conforms(
+        "GET /images/{image_id}", labelled(http, base, image_id), 200, image_id=image_id
+    )
     assert finished["labels"][0]["name"] in EXPECTED_TOP_LABELS["chelsea"]
 
     unsigned = {name: value for name, value in ticket["fields"].items() if name != "signature"}
@@ -185,10 +206,11 @@ def test_an_upload_through_an_upload_url_matches_the_document(
 def test_an_upload_over_the_size_limit_is_a_documented_413(idle_server: ChaliceLocal) -> None:
     require("POST /uploads", "POST /uploads/{image_id}")
     base = idle_server.base_url
-    ticket = conforms("POST /uploads", requests.post(f"{base}/uploads", timeout=TIMEOUT), 201)
+    http = keyed(idle_server)
+    ticket = conforms("POST /uploads", http.post(f"{base}/uploads", timeout=TIMEOUT), 201)
     oversized = post_form(ticket, b"\0" * (10 * 1024 * 1024 + 1))
     conforms("POST /uploads/{image_id}", oversized, 413, image_id=ticket["image_id"])
-    missing = requests.get(f"{base}/images/{ticket['image_id']}", timeout=TIMEOUT)
+    missing = http.get(f"{base}/images/{ticket['image_id']}", timeout=TIMEOUT)
     conforms("GET /images/{image_id}", missing, 404, image_id=ticket["image_id"])
 
 
@@ -197,7 +219,8 @@ def test_an_upload_that_is_not_an_image_is_a_documented_failed_record(
 ) -> None:
     require("POST /uploads", "POST /uploads/{image_id}")
     base = idle_server.base_url
-    ticket = conforms("POST /uploads", requests.post(f"{base}/uploads", timeout=TIMEOUT), 201)
+    http = keyed(idle_server)
+    ticket = conforms("POST /uploads", http.post(f"{base}/uploads", timeout=TIMEOUT), 201)
     posted = post_form(ticket, b"not an image")
     record = conforms("POST /uploads/{image_id}", posted, 202, image_id=ticket["image_id"])
     assert record["status"] == "FAILED"
@@ -213,19 +236,55 @@ def test_a_batch_with_good_and_bad_urls_matches_the_document(
         f"{stand_in.base_url}/missing",
         "file:///etc/passwd",
     ]
-    answer = requests.post(f"{idle_server.base_url}/images/batch", json={"urls": urls}, timeout=30)
+    answer = keyed(idle_server).post(
+        f"{idle_server.base_url}/images/batch", json={"urls": urls}, timeout=30
+    )
     results = conforms("POST /images/batch", answer, 200)["results"]
     assert [result["url"] for result in results] == urls
     assert results[0]["status"] in (200, 202)
     assert [result["status"] for result in results[1:]] == [422, 400]
 
 
-def test_the_legacy_submit_route_matches_the_document(
+def test_the_legacy_submit_route_matches_the_document_with_a_key_and_without(
     idle_server: ChaliceLocal, stand_in: StandIn
 ) -> None:
-    answer = requests.get(
-        f"{idle_server.base_url}/submit-image",
-        params={"url": f"{stand_in.base_url}/photo.png"},
+    """The local stage keeps the original's routes open: without a key they are the legacy
+    tenant's, as the document's optional security says."""
+    params = {"url": f"{stand_in.base_url}/photo.png"}
+    url = f"{idle_server.base_url}/submit-image"
+    with_key = keyed(idle_server).get(url, params=params, timeout=TIMEOUT)
+    conforms("GET /submit-image", with_key, 200)
+    without = requests.get(url, params=params, timeout=TIMEOUT)
+    conforms("GET /submit-image", without, 200)
+    assert without.json()["ImageId"] != with_key.json()["ImageId"]  # two tenants, two records
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer ilk_0123456789abcdef_" + "x" * 43])
+def test_a_request_without_a_valid_key_is_a_documented_401(
+    idle_server: ChaliceLocal, authorization: str | None
+) -> None:
+    headers = {} if authorization is None else {"Authorization": authorization}
+    base = idle_server.base_url
+    image_id = "00000000-0000-4000-8000-000000000000"
+    read = requests.get(f"{base}/images/{image_id}", headers=headers, timeout=TIMEOUT)
+    error = conforms("GET /images/{image_id}", read, 401, image_id=image_id)["error"]
+    assert error["code"] == "unauthorized"
+    assert read.headers["WWW-Authenticate"].startswith("Bearer ")
+    submit = requests.post(
+        f"{base}/images",
+        data=photo_png("coffee"),
+        headers={**headers, "Content-Type": "image/png"},
         timeout=TIMEOUT,
     )
-    conforms("GET /submit-image", answer, 200)
+    conforms("POST /images", submit, 401)
+
+
+def test_a_key_over_its_rate_is_a_documented_429(throttled_server: ChaliceLocal) -> None:
+    http = keyed(throttled_server)
+    image_id = "00000000-0000-4000-8000-000000000000"
+    url = f"{throttled_server.base_url}/images/{image_id}"
+    conforms("GET /images/{image_id}", http.get(url, timeout=TIMEOUT), 404, image_id=image_id)
+    second = http.get(url, timeout=TIMEOUT)
+    error = conforms("GET /images/{image_id}", second, 429, image_id=image_id)["error"]
+    assert error["code"] == "too_many_requests"
+    assert int(second.headers["Retry-After"]) >= 1

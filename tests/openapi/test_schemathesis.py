@@ -5,7 +5,9 @@ coverage cases (boundary values, wrong types, missing parameters, undeclared met
 a fixed number of generated requests, derandomized so that every run sends the same ones.
 Every answer must be no 5xx, a documented status with a documented content type and
 headers, and a body the document's schema accepts; a request the document calls invalid
-must be refused.
+must be refused. Every request carries the server's API key (key_header) but those whose
+key schemathesis leaves out or spoils on purpose, which must be refused; and an operation
+the key opened must refuse the same request without it or with a wrong one (ignored_auth).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import schemathesis
 from hypothesis import strategies as st
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
+    ignored_auth,
     negative_data_rejection,
     response_headers_conformance,
     response_schema_conformance,
@@ -41,6 +44,7 @@ CHECKS = [
     response_schema_conformance,
     negative_data_rejection,
     unsupported_method,
+    ignored_auth,
 ]
 CONFIG = schemathesis.Config.from_dict(
     {
@@ -105,4 +109,19 @@ def test_answers_conform_to_the_document(
     query = keep_on_loopback(case.query, stand_in)
     if query is not case.query:
         case.query = query
-    case.call_and_validate(base_url=idle_server.base_url, checks=CHECKS, timeout=15)
+    case.call_and_validate(
+        base_url=idle_server.base_url,
+        headers=key_header(case, idle_server),
+        checks=CHECKS,
+        timeout=15,
+    )
+
+
+def key_header(case: schemathesis.Case[Any], server: ChaliceLocal) -> dict[str, str] | None:
+    """The server's API key, for every case but those whose Authorization header
+    schemathesis left out or spoiled on purpose (negative cases of the security scheme).
+    Given at the call: the document's examples and coverage cases are made before any
+    server exists."""
+    if case.operation.schema.is_security_param_negated(case):
+        return None
+    return {"Authorization": f"Bearer {server.api_key}"}
