@@ -8,11 +8,14 @@ For each model (EfficientNet-Lite0, the default, and Lite2):
   the model-only bound of the same run;
 - cold start: a new process importing the app and labelling its first image; peak memory.
 And for the API (labelling off): p50/p99 latency of GET /images/{id} and of an upload
-submit at 1, 8 and 32 clients, beside a trivial route of the same server.
+submit at 1, 8 and 32 clients, beside a trivial route of the same server; and what the
+API key check costs GET /images/{id}: a server checking keys beside one with
+IMAGELABELLER_REQUIRE_API_KEYS=false, 8 clients, --requests each (tools/bench/auth_latency.py).
 
-Each figure is the median over --runs runs. Writes docs/PERFORMANCE.md (between its
-bench marks), docs/performance.png, docs/performance.json, and the cost table of
-docs/COST.md (scripts/cost.py), unless --no-write.
+Each figure is the median over --runs runs (the key check's: one run, in which the two
+servers take turns). Writes docs/PERFORMANCE.md (between its bench marks),
+docs/performance.png, docs/performance.json, and the cost table of docs/COST.md
+(scripts/cost.py), unless --no-write.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from chalicelib.config import MODEL_NAMES, Settings  # noqa: E402
 from tools.bench import report  # noqa: E402
+from tools.bench.auth_latency import auth_latency  # noqa: E402
 from tools.bench.cold_start import cold_start  # noqa: E402
 from tools.bench.labeller import labeller_throughput  # noqa: E402
 from tools.bench.local_server import api_latency, pipeline_throughput  # noqa: E402
@@ -76,6 +80,8 @@ def measure(args: argparse.Namespace) -> report.Results:
     results.latency = median_of_runs(
         [api_latency(args.requests, variant + 10_000 * n) for n in range(args.runs)]
     )
+    say(f"API key check, {args.requests} GETs per client on each of two servers")
+    results.auth = auth_latency(args.requests)
     return results
 
 
@@ -110,7 +116,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pool", type=int, default=64, help="photos in the labeller runs")
     parser.add_argument("--repeats", type=int, default=3, help="timed passes per batch size")
     parser.add_argument(
-        "--requests", type=int, default=200, help="per route and level (at least 20 per client)"
+        "--requests",
+        type=int,
+        default=200,
+        help="per route and level (at least 20 per client); per client in the key check",
     )
     parser.add_argument("--models", nargs="+", default=list(MODEL_NAMES), choices=MODEL_NAMES)
     parser.add_argument("--no-write", action="store_true", help="print only")

@@ -73,6 +73,16 @@ def sample_results() -> report.Results:
         for route, p50 in (("trivial", 1.0), ("get", 2.0), ("upload", 4.0)):
             results.latency[f"{route}_c{clients}_p50_ms"] = p50 * clients
             results.latency[f"{route}_c{clients}_p99_ms"] = 2 * p50 * clients
+    results.auth = {
+        "checked_p50_ms": 3.0,
+        "checked_p99_ms": 9.0,
+        "checked_requests": 1600,
+        "unchecked_p50_ms": 2.0,
+        "unchecked_p99_ms": 6.0,
+        "unchecked_requests": 1600,
+        "p50_ratio": 1.5,
+        "p99_ratio": 1.5,
+    }
     return results
 
 
@@ -89,6 +99,9 @@ def test_markdown_tables_hold_every_figure_and_the_ratios() -> None:
     assert "| pipeline ÷ model-only bound (goal ≥ 0.8) | 0.50 | 0.50 |" in tables
     assert "| GET /images/{id} | 8 | 16.0 | 32.0 | 2.00 | 2.00 |" in tables
     assert "| POST /images (upload) | 32 | 128.0 | 256.0 | 4.00 | 4.00 |" in tables
+    assert "| GET /images/{id}, 8 clients | p50 (ms) | p99 (ms) |" in tables
+    assert "| keys checked | 3.00 | 9.00 |" in tables
+    assert "| checked ÷ unchecked | 1.50 | 1.50 |" in tables
 
 
 def test_figures_json_has_what_the_cost_script_reads() -> None:

@@ -26,6 +26,9 @@ def test_bench_measures_and_prints_every_figure() -> None:
         "pipeline ÷ model-only bound",
         "cold start: total (s)",
         "POST /images (upload)",
+        "keys checked",
+        "keys not checked",
+        "checked ÷ unchecked",
     ):
         matching = [line for line in lines if line.startswith(figure)]
         assert matching, f"{figure!r} missing from:\n{finished.stdout}"

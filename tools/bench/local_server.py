@@ -1,5 +1,7 @@
 """Benchmarks against the real `chalice local` process, as `make run` starts it:
-the pipeline's throughput, and the API's latency under concurrent clients."""
+the pipeline's throughput, and the API's latency under concurrent clients. Every call
+carries an API key of the server's data folder, as a client's must; the key's rate and
+daily images are set far above what a run asks, so the figures never meet a 429."""
 
 from __future__ import annotations
 
@@ -26,20 +28,33 @@ SUBMITTING_CLIENTS = 8
 MIN_CALLS_PER_CLIENT = 20
 # Photos submitted one at a time first: the latency a lone caller sees.
 SINGLES = 10
+# A bench key's quotas: far above a run's requests and images, so none is refused.
+UNLIMITED = {"rate_limit_per_minute": "100000000", "daily_image_quota": "100000000"}
 
 
 @contextmanager
 def local_server(**settings: str) -> Iterator[tuple[ChaliceLocal, Path]]:
-    """A started `chalice local` with its own data folder; yields it and its SQLite file."""
+    """A started `chalice local` with its own data folder; yields it and its SQLite file.
+    `settings` (IMAGELABELLER_<NAME>) go over UNLIMITED."""
     with tempfile.TemporaryDirectory() as folder:
         data_dir = Path(folder) / "data"
-        environment = {f"IMAGELABELLER_{name.upper()}": value for name, value in settings.items()}
+        environment = {
+            f"IMAGELABELLER_{name.upper()}": value
+            for name, value in {**UNLIMITED, **settings}.items()
+        }
         server = ChaliceLocal(data_dir, Path(folder) / "chalice.log", environment=environment)
         server.start()
         try:
             yield server, data_dir / DATABASE_FILE
         finally:
             server.stop()
+
+
+def keyed_session(api_key: str) -> requests.Session:
+    """A session whose every call carries `api_key` (one connection, kept alive)."""
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {api_key}"
+    return session
 
 
 def submit(session: requests.Session, base_url: str, photo: Photo) -> str:
@@ -81,7 +96,7 @@ def pipeline_throughput(count: int, model: str, first_variant: int = 0) -> dict[
     """
     photos = mixed_photos(count + 1, first_variant)
     with local_server(model=model) as (server, database):
-        with requests.Session() as session:
+        with keyed_session(server.api_key) as session:
             submit(session, server.base_url, photos[0])  # the model loads on the first label
             wait_until_labelled(database, 1)
             alone = [
@@ -89,7 +104,7 @@ def pipeline_throughput(count: int, model: str, first_variant: int = 0) -> dict[
                 for n in range(SINGLES)
             ]
         started = time.perf_counter()
-        _submit_concurrently(server.base_url, photos[1:], SUBMITTING_CLIENTS)
+        _submit_concurrently(server.base_url, server.api_key, photos[1:], SUBMITTING_CLIENTS)
         submitted = time.perf_counter()
         counts = wait_until_labelled(database, count + 1 + SINGLES)
         finished = time.perf_counter()
@@ -113,7 +128,8 @@ def api_latency(requests_per_level: int, first_variant: int = 0) -> dict[str, fl
     variants = iter(range(first_variant, first_variant + 10**9))
     with local_server(local_stream="false") as (server, _):
         base = server.base_url
-        with requests.Session() as session:
+        key = server.api_key
+        with keyed_session(key) as session:
             image_id = submit(session, base, Photo("coffee", "JPEG", 0, 0, small_jpeg(-1)))
         lock = threading.Lock()
 
@@ -135,8 +151,8 @@ def api_latency(requests_per_level: int, first_variant: int = 0) -> dict[str, fl
             # Enough calls per client that all of them overlap, not a staggered start.
             total = max(requests_per_level, MIN_CALLS_PER_CLIENT * clients)
             for route, call in routes.items():
-                _timed_calls(call, clients, 2 * clients)  # connections open, caches warm
-                latencies = _timed_calls(call, clients, total)
+                timed_calls(call, key, clients, 2 * clients)  # connections open, caches warm
+                latencies = timed_calls(call, key, clients, total)
                 figures[f"{route}_c{clients}_p50_ms"] = 1000 * percentile(latencies, 0.5)
                 figures[f"{route}_c{clients}_p99_ms"] = 1000 * percentile(latencies, 0.99)
     return figures
@@ -155,27 +171,33 @@ def _submit_and_poll(session: requests.Session, base_url: str, data: bytes) -> f
         time.sleep(0.002)
 
 
-def _submit_concurrently(base_url: str, photos: Sequence[Photo], clients: int) -> list[str]:
+def _submit_concurrently(
+    base_url: str, api_key: str, photos: Sequence[Photo], clients: int
+) -> list[str]:
     sessions = threading.local()
 
     def one(photo: Photo) -> str:
         if not hasattr(sessions, "session"):
-            sessions.session = requests.Session()
+            sessions.session = keyed_session(api_key)
         return submit(sessions.session, base_url, photo)
 
     with ThreadPoolExecutor(clients) as pool:
         return list(pool.map(one, photos))
 
 
-def _timed_calls(
-    call: Callable[[requests.Session], requests.Response], clients: int, total: int
+def timed_calls(
+    call: Callable[[requests.Session], requests.Response],
+    api_key: str,
+    clients: int,
+    total: int,
 ) -> list[float]:
-    """`total` calls shared by `clients` threads, each with its own connection."""
+    """`total` calls shared by `clients` threads, each with its own connection carrying
+    `api_key`."""
     per_client = max(1, total // clients)
 
     def client() -> list[float]:
         times = []
-        with requests.Session() as session:
+        with keyed_session(api_key) as session:
             for _ in range(per_client):
                 started = time.perf_counter()
                 response = call(session)

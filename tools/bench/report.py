@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tools.bench import auth_latency
 from tools.bench.labeller import BATCH_SIZES
 from tools.bench.local_server import CLIENT_COUNTS
 from tools.bench.markers import MissingMarkersError, replace_between
@@ -32,6 +33,7 @@ class Results:
     pipeline: dict[str, dict[str, float]] = field(default_factory=dict)
     cold_start: dict[str, dict[str, float]] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
+    auth: dict[str, float] = field(default_factory=dict)  # tools/bench/auth_latency.py
 
     def model_bound(self, model: str) -> float:
         """The model-only images/s at its best batch size: the pipeline's ceiling."""
@@ -136,7 +138,13 @@ def text_tables(results: Results) -> str:
         [name, *(format(value, spec) for value in values)]
         for name, values, spec in model_rows(results)
     ]
-    return _aligned([header, *body]) + "\n\n" + _aligned([LATENCY_HEADER, *latency_rows(results)])
+    return "\n\n".join(
+        [
+            _aligned([header, *body]),
+            _aligned([LATENCY_HEADER, *latency_rows(results)]),
+            _aligned([auth_latency.TABLE_HEADER, *auth_latency.table_rows(results.auth)]),
+        ]
+    )
 
 
 def markdown_tables(results: Results) -> str:
@@ -145,7 +153,13 @@ def markdown_tables(results: Results) -> str:
         [name, *(format(value, spec) for value in values)]
         for name, values, spec in model_rows(results)
     ]
-    return _markdown([header, *body]) + "\n\n" + _markdown([LATENCY_HEADER, *latency_rows(results)])
+    return "\n\n".join(
+        [
+            _markdown([header, *body]),
+            _markdown([LATENCY_HEADER, *latency_rows(results)]),
+            _markdown([auth_latency.TABLE_HEADER, *auth_latency.table_rows(results.auth)]),
+        ]
+    )
 
 
 def figures_json(results: Results, label_batch_size: int) -> dict[str, Any]:
@@ -169,6 +183,7 @@ def figures_json(results: Results, label_batch_size: int) -> dict[str, Any]:
         "pipeline_ratio": {model: results.pipeline_ratio(model) for model in results.models},
         "cold_start": results.cold_start,
         "latency": results.latency,
+        "auth": results.auth,
     }
     rounded: dict[str, Any] = _rounded(figures)
     return rounded
