@@ -165,6 +165,39 @@ def test_the_deploys_clients_record_each_call_when_the_variable_names_a_file(
     ]
 
 
+def test_a_dynamodb_transaction_is_recorded_as_the_action_iam_checks_for_each_item() -> None:
+    """TransactWriteItems is no IAM action: IAM checks each item's own action on its table."""
+    items = [
+        {"Put": {"TableName": "ImageLabelIndex", "Item": {}}},
+        {"Delete": {"TableName": "ImageLabelIndex", "Key": {}}},
+        {"ConditionCheck": {"TableName": "ImageLabels", "Key": {}}},
+        {"Update": {"TableName": "ImageLabels", "Key": {}}},
+    ]
+    requests = calls.iam_requests(
+        "dynamodb", "dynamodb", "TransactWriteItems", "us-west-1", {"TransactItems": items}
+    )
+    table = "arn:aws:dynamodb:us-west-1:*:table/"
+    assert requests == [
+        ("dynamodb:PutItem", table + "ImageLabelIndex"),
+        ("dynamodb:DeleteItem", table + "ImageLabelIndex"),
+        ("dynamodb:ConditionCheckItem", table + "ImageLabels"),
+        ("dynamodb:UpdateItem", table + "ImageLabels"),
+    ]
+    assert calls.iam_requests("dynamodb", "dynamodb", "Scan", "us-west-1", {"TableName": "T"}) == [
+        ("dynamodb:Scan", table + "T")
+    ]
+
+
+def test_the_deployer_may_check_records_in_a_transaction_and_nothing_more() -> None:
+    """The migrate step's transactions check the item's record in ImageLabels; no other
+    table needs ConditionCheckItem."""
+    table = "arn:aws:dynamodb:us-west-1:111122223333:table/"
+    assert policy_check.allowed(policy(), "dynamodb:ConditionCheckItem", table + "ImageLabels")
+    assert not policy_check.allowed(
+        policy(), "dynamodb:ConditionCheckItem", table + "ImageLabelIndex"
+    )
+
+
 def test_nothing_is_recorded_unless_the_variable_is_set() -> None:
     assert calls.recorder_from_environment({}) is None
     assert calls.recorder_from_environment({calls.CALL_LOG_VARIABLE: " "}) is None
@@ -376,12 +409,22 @@ def planned_calls(stage_name: str) -> list[dict[str, Any]]:
             names += list(STACK_CALLS)
         if service == "s3" and "PutObject" in names:
             names += list(UPLOAD_CALLS)
+        if service == "dynamodb" and operations in calls.TRANSACTIONS:
+            # Described as `Put=<table> ConditionCheck=<table> ...`: one item of each kind.
+            kinds = [kind for kind in calls.TRANSACTION_ITEM_ACTIONS if kind in parameters]
+            parameters = {
+                "TransactItems": [{kind: {"TableName": parameters[kind]}} for kind in kinds]
+            }
         for operation in names:
             if service == "s3" and operation == "AbortMultipartUpload":
-                action = "s3:AbortMultipartUpload"
+                requests = [
+                    ("s3:AbortMultipartUpload", calls.resource_arn(service, region, parameters))
+                ]
             else:
-                action = calls.iam_action(service, signing_name(service), operation)
-            recorded.append(call(action, calls.resource_arn(service, region, parameters), region))
+                requests = calls.iam_requests(
+                    service, signing_name(service), operation, region, parameters
+                )
+            recorded += [call(action, resource, region) for action, resource in requests]
     assert recorded, f"no AWS call found in the plan of {stage_name}"
     return recorded
 
@@ -399,6 +442,19 @@ def test_a_policy_without_the_artifacts_upload_fails_the_check() -> None:
     assert any(
         line.startswith("s3:PutObject on arn:aws:s3:::imagelabeller-artifacts-") for line in missing
     )
+
+
+def test_a_policy_without_the_migrations_record_check_fails_the_check() -> None:
+    without_check = [
+        statement
+        for statement in policy()
+        if "dynamodb:ConditionCheckItem" not in statement.actions
+    ]
+    missing = policy_check.not_allowed(without_check, planned_calls("test"))
+    assert missing == [
+        "dynamodb:ConditionCheckItem on arn:aws:dynamodb:us-west-1:*:table/ImageLabels, "
+        "region us-west-1"
+    ]
 
 
 @pytest.mark.emulator

@@ -18,7 +18,18 @@ from tests.support import free_port
 CONFIG = json.loads((PROJECT_DIR / ".chalice" / "config.json").read_text(encoding="utf-8"))
 LOCAL_STAGES = ("local", "local-aws")
 DEPLOYED_STAGES = [name for name in CONFIG["stages"] if name not in LOCAL_STAGES]
-ORIGINAL_ORDER = ["sagemaker", "s3", "dynamodb", "secrets", "functions", "alarms", "system-tests"]
+# The original's order, the alarms before the system tests, and issue 15's migration of the
+# tables right after the functions.
+STEP_ORDER = [
+    "sagemaker",
+    "s3",
+    "dynamodb",
+    "secrets",
+    "functions",
+    "migrate",
+    "alarms",
+    "system-tests",
+]
 STEP_LINE = re.compile(r"^step (\d+)/(\d+) (\S+): ")
 AWS_LINE = re.compile(r"^(?:first: |\s+)aws (\S+) (\S+) region=(\S+)")
 
@@ -48,7 +59,7 @@ def test_the_deployed_stages_are_the_five_of_the_chalice_config() -> None:
 
 
 @pytest.mark.parametrize("stage", DEPLOYED_STAGES)
-def test_dry_run_prints_the_steps_in_the_original_order_with_sagemaker_only_where_used(
+def test_dry_run_prints_the_steps_in_order_with_sagemaker_only_where_used(
     stage: str,
 ) -> None:
     result = dry_run(stage)
@@ -57,7 +68,7 @@ def test_dry_run_prints_the_steps_in_the_original_order_with_sagemaker_only_wher
     steps = [match.groups() for match in map(STEP_LINE.match, result.stdout.splitlines()) if match]
     names = [name for _, _, name in steps]
     uses_sagemaker = variables(stage)["IMAGELABELLER_LABELLER"] == "sagemaker"
-    expected = ORIGINAL_ORDER if uses_sagemaker else ORIGINAL_ORDER[1:]
+    expected = STEP_ORDER if uses_sagemaker else STEP_ORDER[1:]
     assert names == expected, result.stdout
     assert [(int(number), int(total)) for number, total, _ in steps] == [
         (number, len(expected)) for number in range(1, len(expected) + 1)
@@ -74,7 +85,7 @@ def test_every_aws_call_of_the_dry_run_is_in_the_stage_region(stage: str) -> Non
     assert calls, result.stdout
     assert {call_region for _, _, call_region in calls} == {region}
     services = {service for service, _, _ in calls}
-    assert services == {"sts", "cloudformation", "s3"}
+    assert services == {"sts", "cloudformation", "s3", "dynamodb"}
     stack_calls = [operation for service, operation, _ in calls if service == "cloudformation"]
     assert "CreateStack|UpdateStack" in stack_calls
 
@@ -92,7 +103,8 @@ def test_dry_run_names_the_stacks_templates_and_what_the_functions_step_runs(sta
         output
     )
     base_url = f"IMAGELABELLER_BASE_URL=<output EndpointURL of {app_stack}>"
-    assert f"{base_url} pytest tests/system/test_api.py" in output
+    assert f"run {base_url} IMAGELABELLER_SYSTEM_TEST_API_KEY=<the new key> " in output
+    assert "pytest tests/system/test_api.py" in output
     endpoint = variables(stage)["IMAGELABELLER_SAGEMAKER_ENDPOINT"]
     if variables(stage)["IMAGELABELLER_LABELLER"] == "sagemaker":
         assert "TemplateBody=<cloudformation/sagemaker.yaml>" in output
@@ -101,6 +113,48 @@ def test_dry_run_names_the_stacks_templates_and_what_the_functions_step_runs(sta
     else:
         assert "sagemaker.yaml" not in output
         assert f"AppStackName: {app_stack}, EndpointName: ''," in output
+
+
+def step_lines(output: str, name: str) -> list[str]:
+    """The dry run's lines of one step: its headline, then its actions."""
+    lines: list[str] = []
+    for line in output.splitlines():
+        if lines and not line.startswith("  "):
+            break
+        match = STEP_LINE.match(line)
+        if lines or (match and match.group(3) == name):
+            lines.append(line)
+    assert lines, f"no step {name}: {output}"
+    return lines
+
+
+@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
+def test_dry_run_says_it_would_make_the_tests_a_key_then_revoke_it(stage: str) -> None:
+    output = dry_run(stage).stdout
+    _, made, ran, revoked = step_lines(output, "system-tests")
+
+    table = f"region={variables(stage)['IMAGELABELLER_AWS_REGION']} TableName=ImageLabelIndex"
+    assert made.startswith(f"  aws dynamodb PutItem {table} (a new API key of tenant system-tests")
+    legacy = variables(stage)["IMAGELABELLER_LEGACY_ROUTES_OPEN"]
+    assert "IMAGELABELLER_SYSTEM_TEST_API_KEY=<the new key> " in ran
+    assert f"IMAGELABELLER_SYSTEM_TEST_LEGACY_OPEN={legacy} pytest tests/system/test_api.py" in ran
+    assert revoked.startswith(f"  aws dynamodb UpdateItem {table} (revoke that key, whatever")
+
+
+@pytest.mark.parametrize("stage", DEPLOYED_STAGES)
+def test_dry_run_says_it_would_migrate_the_stages_tables_to_tenants(stage: str) -> None:
+    headline, *calls = step_lines(dry_run(stage).stdout, "migrate")
+
+    assert "ImageLabels and ImageLabelIndex" in headline
+    region = variables(stage)["IMAGELABELLER_AWS_REGION"]
+    operations = [line.split()[1:4] for line in calls]
+    assert operations == [
+        ["dynamodb", "Scan", f"region={region}"],
+        ["dynamodb", "UpdateItem", f"region={region}"],
+        ["dynamodb", "Scan", f"region={region}"],
+        ["dynamodb", "TransactWriteItems", f"region={region}"],
+        ["dynamodb", "DeleteItem", f"region={region}"],
+    ]
 
 
 def test_dry_run_packages_nothing() -> None:

@@ -20,7 +20,9 @@ import pytest
 
 from tests.delivery.support import MOTO_ACCOUNT, PROJECT_DIR, MotoServer, run_deploy
 from tools.deploy.artifacts import ARTIFACTS_TEMPLATE, artifacts_template_body, upload_package
+from tools.deploy.calls import CALL_LOG_VARIABLE, read_call_log
 from tools.deploy.cloudformation import StackRequest, deploy_stack
+from tools.deploy.policy_check import missing_permissions
 
 REGION = "us-west-1"  # the test stage's region
 STAGE = "test"
@@ -115,6 +117,65 @@ def test_the_s3_and_dynamodb_steps_twice_create_then_keep_the_bucket_and_table(
     assert "Item" in item
     exports = {export["Name"] for export in cloudformation.list_exports()["Exports"]}
     assert {"imagelabeller-s3-BucketName", "imagelabeller-dynamodb-StreamArn"} <= exports
+
+
+def test_the_migrate_step_moves_older_items_to_legacy_then_finds_nothing_to_do(
+    moto_server: MotoServer, tmp_path: Path
+) -> None:
+    """A stage deployed over data from before tenants: `--only migrate` gives its record the
+    tenant legacy and moves its search entry and byte claim under legacy's keys, with calls
+    the deployer policy allows; a second run changes nothing."""
+    # The tables, and what earlier tests left in them migrated: the counts below are ours.
+    tables = run_deploy(STAGE, "--only", "dynamodb,migrate", environment=moto_server.environment())
+    assert tables.returncode == 0, tables.stdout + tables.stderr
+    dynamodb = moto_server.client("dynamodb", REGION)
+    digest = "e5" * 32
+    record = {
+        "Id": {"S": "old-image"},
+        "Status": {"S": "CLASSIFIED"},
+        "Sha256": {"S": digest},
+        "Label": {"S": "espresso"},
+    }
+    entry = {
+        "LabelKey": {"S": "espresso"},
+        "Rank": {"S": "0.050000000#old-image"},
+        "ImageId": {"S": "old-image"},
+        "Name": {"S": "espresso"},
+        "Score": {"N": "0.95"},
+    }
+    claim = {
+        "LabelKey": {"S": f"SHA256#{digest}"},
+        "Rank": {"S": "IMAGE"},
+        "ImageId": {"S": "old-image"},
+    }
+    dynamodb.put_item(TableName="ImageLabels", Item=record)
+    for item in (entry, claim):
+        dynamodb.put_item(TableName="ImageLabelIndex", Item=item)
+    log = tmp_path / "calls.jsonl"
+    environment = {**moto_server.environment(), CALL_LOG_VARIABLE: str(log)}
+
+    first = run_deploy(STAGE, "--only", "migrate", environment=environment)
+    second = run_deploy(STAGE, "--only", "migrate", environment=environment)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "ImageLabels: 1 records given the tenant legacy" in first.stdout
+    assert "1 search entries and 1 byte claims moved under legacy" in first.stdout
+    assert "migrated: 3 changes" in first.stdout
+    stored = dynamodb.get_item(TableName="ImageLabels", Key={"Id": record["Id"]})["Item"]
+    assert stored == {**record, "Tenant": {"S": "legacy"}}
+    index = [
+        item
+        for item in dynamodb.scan(TableName="ImageLabelIndex")["Items"]
+        if item.get("ImageId") == record["Id"]
+    ]
+    assert sorted(index, key=lambda item: str(item["LabelKey"]["S"])) == [
+        {**claim, "LabelKey": {"S": f"SHA256#legacy#{digest}"}},
+        {**entry, "LabelKey": {"S": "legacy#espresso"}},
+    ]
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "migrated: up to date" in second.stdout
+    assert missing_permissions(log) == []
+    assert "dynamodb:ConditionCheckItem" in {call["action"] for call in read_call_log(log)}
 
 
 def test_the_artifacts_stack_and_the_upload_are_idempotent(

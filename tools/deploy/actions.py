@@ -29,8 +29,6 @@ from tools.deploy.settings import PROJECT_DIR, relative
 Say = Callable[[str], None]
 VENV_BIN = Path(sys.executable).parent
 MERGE_TEMPLATE = PROJECT_DIR / ".chalice" / "merge-template.json"
-SYSTEM_TESTS = "tests/system/test_api.py"
-BASE_URL_VARIABLE = "IMAGELABELLER_BASE_URL"
 # tests/package takes this lock too: Chalice rewrites its cached zip in place.
 CHALICE_DEPLOYMENTS_LOCK = PROJECT_DIR / ".chalice" / "deployments" / ".package-tests.lock"
 # CloudFormation takes a TemplateBody of at most this many bytes.
@@ -318,34 +316,6 @@ class UploadPackage:
             s3, bucket, self.region, self.stage, self.package_dir, context.say
         )
         context.produced[self.template_url.name] = url
-
-
-@dataclass(frozen=True)
-class RunSystemTests:
-    """`pytest tests/system/test_api.py` against the deployed API."""
-
-    base_url: Value
-
-    def command(self) -> list[str]:
-        return [sys.executable, "-m", "pytest", SYSTEM_TESTS]
-
-    def describe(self) -> list[str]:
-        return [f"run {BASE_URL_VARIABLE}={self.base_url} pytest {SYSTEM_TESTS}"]
-
-    def run(self, context: RunContext) -> None:
-        base_url = resolve(self.base_url, context)
-        if context.emulator:
-            base_url = context.emulator.api_url(base_url)
-        base_url = base_url.rstrip("/")
-        context.say(f"system tests: {BASE_URL_VARIABLE}={base_url} pytest {SYSTEM_TESTS}")
-        environment = {**os.environ, BASE_URL_VARIABLE: base_url}
-        finished = subprocess.run(self.command(), cwd=PROJECT_DIR, env=environment)
-        if finished.returncode != 0:
-            raise DeployError(
-                f"the system tests failed against {base_url} (pytest exited "
-                f"{finished.returncode}). The new functions are live, and the alarms watch them. "
-                "Fix forward, or re-deploy the last good commit (docs/DEPLOY.md, Roll back)"
-            )
 
 
 @contextmanager

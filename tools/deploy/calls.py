@@ -8,8 +8,10 @@ per API call to that file (tools/deploy/actions.py `RunContext` asks for it):
 
 `resource` is an ARN built from the call's parameters where we know how (S3 buckets and
 keys, stacks, tables, queues, functions, secrets, log groups, topics, endpoints), with `*`
-for the account, or null. tools/deploy/policy_check.py checks such a log against
-docs/deployer-policy.json.
+for the account, or null. A DynamoDB transaction has no IAM action of its own: IAM checks
+each of its items (PutItem, UpdateItem, DeleteItem, ConditionCheckItem on that item's
+table), so it is recorded as one line per item. tools/deploy/policy_check.py checks such
+a log against docs/deployer-policy.json.
 
 What it cannot see: the calls CloudFormation makes on the deployer's behalf (see
 tools/deploy/resource_actions.json) and the calls of subprocesses (`chalice package`
@@ -33,6 +35,16 @@ IAM_PREFIXES = {
     "dynamodbstreams": "dynamodb",
     "sagemaker-runtime": "sagemaker",
 }
+# A DynamoDB transaction's items, by their key in TransactItems, and the action IAM checks
+# for each (TransactWriteItems and TransactGetItems are no IAM actions).
+TRANSACTION_ITEM_ACTIONS = {
+    "Put": "dynamodb:PutItem",
+    "Update": "dynamodb:UpdateItem",
+    "Delete": "dynamodb:DeleteItem",
+    "ConditionCheck": "dynamodb:ConditionCheckItem",
+    "Get": "dynamodb:GetItem",
+}
+TRANSACTIONS = ("TransactWriteItems", "TransactGetItems")
 # API Gateway's management actions are HTTP verbs: apigateway:GET on /restapis/...
 APIGATEWAY_VERBS = (
     ("Get", "GET"),
@@ -117,6 +129,20 @@ def resource_arn(service: str, region: str, params: Mapping[str, Any]) -> str | 
     return None
 
 
+def iam_requests(
+    service: str, signing_name: str, operation: str, region: str, params: Mapping[str, Any]
+) -> list[tuple[str, str | None]]:
+    """The (IAM action, resource ARN) pairs one call needs: one pair, but for a DynamoDB
+    transaction, which IAM authorises item by item."""
+    if service == "dynamodb" and operation in TRANSACTIONS:
+        return [
+            (TRANSACTION_ITEM_ACTIONS[kind], resource_arn(service, region, request))
+            for item in params.get("TransactItems", [])
+            for kind, request in item.items()
+        ]
+    return [(iam_action(service, signing_name, operation), resource_arn(service, region, params))]
+
+
 class CallRecorder:
     """Appends one JSON line per AWS call made through a boto3 session's clients."""
 
@@ -134,14 +160,18 @@ class CallRecorder:
         service_model = model.service_model
         service = service_model.service_name
         region = str(context.get("client_region") or "")
-        line = {
-            "action": iam_action(service, service_model.signing_name, model.name),
-            "operation": f"{service}.{model.name}",
-            "region": region,
-            "resource": resource_arn(service, region, params),
-        }
+        requests = iam_requests(service, service_model.signing_name, model.name, region, params)
+        lines = [
+            {
+                "action": action,
+                "operation": f"{service}.{model.name}",
+                "region": region,
+                "resource": resource,
+            }
+            for action, resource in requests
+        ]
         with self._lock, open(self.path, "a", encoding="utf-8") as log:
-            log.write(json.dumps(line) + "\n")
+            log.writelines(json.dumps(line) + "\n" for line in lines)
 
 
 def recorder_from_environment(environment: Mapping[str, str] | None = None) -> CallRecorder | None:

@@ -6,8 +6,11 @@
    then secrets: the webhook secret's stack (deliver_callbacks reads it by its ARN);
 4. functions: `chalice package`, the model layer (its own stack), the upload to the
    artifacts bucket, the app stack;
+   then migrate: the stage's tables moved to tenants (issue 15), once the functions that
+   read only the new formats are live;
 5. alarms: the alarms stack, which watches the app stack (and the endpoint);
-6. system-tests: `pytest tests/system/test_api.py` against the deployed API.
+6. system-tests: `pytest tests/system/test_api.py` against the deployed API, with an API
+   key made for the run and revoked after it.
 
 The original ran the system tests before the alarms. The alarms come first here, so that
 functions whose system tests fail are watched all the same while they stay live.
@@ -27,7 +30,6 @@ from tools.deploy.actions import (
     InlineTemplate,
     PackageFunctions,
     Produced,
-    RunSystemTests,
     StackOutput,
     TemplateAt,
     TemplateFile,
@@ -36,6 +38,7 @@ from tools.deploy.actions import (
 from tools.deploy.artifacts import artifacts_template_body
 from tools.deploy.emulator import ALARM_OVERRIDES, Emulator
 from tools.deploy.jumpstart import model_problems
+from tools.deploy.migration import MigrateToTenants
 from tools.deploy.model_layer import (
     APP_LAYER_PARAMETER,
     LAYER_ARN_OUTPUT,
@@ -51,8 +54,18 @@ from tools.deploy.settings import (
     StageSettings,
     relative,
 )
+from tools.deploy.system_tests import RunSystemTests, SystemTestKey
 
-STEP_ORDER = ("sagemaker", "s3", "dynamodb", "secrets", "functions", "alarms", "system-tests")
+STEP_ORDER = (
+    "sagemaker",
+    "s3",
+    "dynamodb",
+    "secrets",
+    "functions",
+    "migrate",
+    "alarms",
+    "system-tests",
+)
 # Steps that deploy one template of cloudformation/, named as their stack in stages.json.
 TEMPLATE_STEPS = ("sagemaker", "s3", "dynamodb", "secrets", "alarms")
 OUT_DIR = PROJECT_DIR / "out"
@@ -75,6 +88,7 @@ def build_plan(
         dynamodb_step(stage),
         secrets_step(stage),
         functions_step(stage, out_dir / stage.name),
+        migrate_step(stage),
         alarms_step(stage, emulator),
         system_tests_step(stage),
     ]
@@ -227,11 +241,22 @@ def functions_step(stage: StageSettings, package_dir: Path) -> Step:
     return Step("functions", summary, actions)
 
 
+def migrate_step(stage: StageSettings) -> Step:
+    summary = (
+        f"move what {stage.table} and {stage.label_index_table} hold from before tenants to "
+        "the legacy tenant"
+    )
+    migrate = MigrateToTenants(stage.region, stage.table, stage.label_index_table)
+    return Step("migrate", summary, (migrate,))
+
+
 def system_tests_step(stage: StageSettings) -> Step:
     app_stack = stage.stack("app")
     base_url = StackOutput(app_stack.name, APP_URL_OUTPUT)
+    key = SystemTestKey(stage.name, stage.region, stage.label_index_table)
+    run = RunSystemTests(base_url, key, stage.legacy_routes_open)
     return Step(
-        "system-tests", "the system tests against the deployed API", (RunSystemTests(base_url),)
+        "system-tests", "the system tests against the deployed API, with a key of their own", (run,)
     )
 
 

@@ -4,7 +4,10 @@ Two sources, each value in one of them only:
 
 - `.chalice/config.json`: which stages exist, their region (`IMAGELABELLER_AWS_REGION`),
   their labeller (`IMAGELABELLER_LABELLER`), their model (`IMAGELABELLER_MODEL`, the
-  app's default when unset) and the endpoint name;
+  app's default when unset), the endpoint name, the tables (`IMAGELABELLER_TABLE`,
+  `IMAGELABELLER_LABEL_INDEX_TABLE`) and whether the original's routes stay open without
+  a key (`IMAGELABELLER_LEGACY_ROUTES_OPEN`), read as the functions read them
+  (chalicelib/config.py);
 - `tools/deploy/stages.json`: the stack names and templates, the SageMaker endpoint's instance
   and the JumpStart model per region, and each stage's alarm email.
 """
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.config import DEFAULT_MODEL, MODEL_NAMES
+from chalicelib.config import DEFAULT_MODEL, MODEL_NAMES, ConfigError, Settings
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]
 CHALICE_CONFIG = PROJECT_DIR / ".chalice" / "config.json"
@@ -73,6 +76,9 @@ class StageSettings:
     stacks: Mapping[str, StackDefinition]
     sagemaker: SageMakerEndpoint | None  # None unless the labeller is sagemaker
     model: str  # the ONNX model the package carries (IMAGELABELLER_MODEL)
+    table: str  # the records (IMAGELABELLER_TABLE)
+    label_index_table: str  # search entries, claims, API keys (IMAGELABELLER_LABEL_INDEX_TABLE)
+    legacy_routes_open: bool  # GET /submit-image and /get-image-label need no key
 
     @property
     def uses_sagemaker(self) -> bool:
@@ -138,6 +144,10 @@ def load_stage(
             f"stage {name!r}: IMAGELABELLER_MODEL is {model!r}; expected one of "
             f"{', '.join(MODEL_NAMES)}"
         )
+    try:
+        app_settings = Settings.from_environ(variables)
+    except ConfigError as error:
+        raise StageRefused(f"stage {name!r}: {error}") from error
     stage_entry = settings.get("stages", {}).get(name)
     if stage_entry is None:
         raise StageRefused(
@@ -161,6 +171,9 @@ def load_stage(
         stacks=stacks,
         sagemaker=sagemaker,
         model=model,
+        table=app_settings.aws.table,
+        label_index_table=app_settings.aws.label_index_table,
+        legacy_routes_open=app_settings.legacy_routes_open,
     )
 
 
