@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -26,16 +27,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--base-url", help="a running ImageLabeller (default: start one)")
+    parser.add_argument(
+        "--api-key",
+        default=os.environ.get("IMAGELABELLER_API_KEY"),
+        help="the key to send to --base-url (default: $IMAGELABELLER_API_KEY; a server "
+        "this starts makes its own)",
+    )
     args = parser.parse_args(argv)
     with loopback_server() as photos, tempfile.TemporaryDirectory() as folder:
         photo_url = photos.serve("/coffee.png", photo_png("coffee"))
         server = None
+        api_key = args.api_key
         if not args.base_url:
-            server = ChaliceLocal(Path(folder) / "data", Path(folder) / "chalice.log").start()
+            # A load run is one key's requests: its rate limit must not be what it measures.
+            server = ChaliceLocal(
+                Path(folder) / "data", Path(folder) / "chalice.log", rate_limit_per_minute="1000000"
+            ).start()
+            api_key = server.api_key
         base_url = args.base_url or server.base_url  # type: ignore[union-attr]
         try:
-            report = asyncio.run(run_load(base_url, photo_url, args.requests, args.concurrency))
-            lost = asyncio.run(unfinished(base_url, report.accepted, timeout=600))
+            report = asyncio.run(
+                run_load(base_url, photo_url, args.requests, args.concurrency, api_key=api_key)
+            )
+            lost = asyncio.run(unfinished(base_url, report.accepted, timeout=600, api_key=api_key))
         finally:
             if server:
                 server.stop()

@@ -21,7 +21,8 @@ from chalicelib.quotas import Quotas
 
 # (method, route) that need no key: liveness, the page and the API's description, and
 # local mode's upload form target, which its signed fields authorise (as S3's policy
-# authorises a presigned POST there).
+# authorises a presigned POST there). No keyed route shares their paths, so any method on
+# them passes the check, and one they do not take gets Chalice's 405 with or without a key.
 OPEN_ROUTES = frozenset(
     {
         ("GET", "/"),
@@ -32,6 +33,7 @@ OPEN_ROUTES = frozenset(
 )
 # The original's routes: without a key they are the `legacy` tenant's, where the stage
 # keeps them open (Settings.legacy_routes_open); with one, the key's tenant's.
+OPEN_PATHS = frozenset(path for _, path in OPEN_ROUTES)
 LEGACY_ROUTES = frozenset({("GET", "/submit-image"), ("GET", "/get-image-label")})
 LEGACY_CALLER = Principal(key_id=LEGACY_TENANT, tenant=LEGACY_TENANT)
 # Every caller, when keys are switched off (local measurements only: config.py).
@@ -52,7 +54,7 @@ def identify(request: Request, settings: Settings, keys: KeyCheck) -> Principal 
     """The caller of `request`; None on an open route. Raises Unauthorized when a key is
     needed and none (or no valid one) came with it."""
     route = route_of(request)
-    if route in OPEN_ROUTES:
+    if is_open(route):
         return None
     if not settings.require_api_keys:
         return UNCHECKED_CALLER
@@ -125,6 +127,10 @@ def presented_key(headers: Mapping[str, Any]) -> str | None:
     if scheme.lower() != "bearer" or not token:
         return None
     return token
+
+
+def is_open(route: tuple[str, str]) -> bool:
+    return route[1] in OPEN_PATHS
 
 
 def route_of(request: Request) -> tuple[str, str]:

@@ -105,6 +105,13 @@ def test_open_routes_need_no_key(callers: Callers) -> None:
         assert callers.client.http.get(path).status_code == 200
 
 
+def test_a_method_an_open_route_does_not_take_is_405_with_or_without_a_key(
+    callers: Callers,
+) -> None:
+    for key in (None, callers.acme):
+        assert callers.call("PUT", "/health", key).status_code == 405
+
+
 def test_a_revoked_key_is_refused_from_the_next_request(callers: Callers) -> None:
     assert callers.upload(callers.acme, solid_image()).status_code == 202
     callers.revoke(callers.acme)
