@@ -1,4 +1,5 @@
-"""The rehearsal's shared parts: one MiniStack and one first deploy for the whole folder."""
+"""The rehearsal's shared parts: one MiniStack, one first deploy, and the API keys of the
+calls the tests make to the deployed API, for the whole folder."""
 
 from __future__ import annotations
 
@@ -13,13 +14,17 @@ from typing import Any
 
 import pytest
 
+from chalicelib.adapters.dynamodb_keys import DynamoDBKeyStore
+from chalicelib.api_keys import ApiKeys
 from tests.rehearsal.local_aws import CREDENTIALS, ROOT, MiniStack, scratch_folder
 from tests.support import PHOTO_FILES, LoopbackServer, loopback_server, photo_png
+from tests.system.access_table import Keys
 from tools.deploy.settings import load_stage
 
 STAGE = "test"
+SETTINGS = load_stage(STAGE)
 # Every stack of the stage but the SageMaker endpoint's (it labels with ONNX in Lambda).
-STACKS = tuple(stack.name for key, stack in load_stage(STAGE).stacks.items() if key != "sagemaker")
+STACKS = tuple(stack.name for key, stack in SETTINGS.stacks.items() if key != "sagemaker")
 DEPLOY_SECONDS = 900
 
 
@@ -91,6 +96,24 @@ def first_deploy(emulator: MiniStack, photos: LoopbackServer) -> Deployed:
     return deployed
 
 
+def api_keys(emulator: MiniStack) -> ApiKeys:
+    """The deployed stage's keys, in the emulator's DynamoDB (as `imagelabeller keys
+    --stage test` reaches them on AWS)."""
+    return ApiKeys(DynamoDBKeyStore(emulator.client("dynamodb"), SETTINGS.label_index_table))
+
+
+@pytest.fixture(scope="session")
+def keys(emulator: MiniStack, first_deploy: Deployed) -> Keys:
+    """Keys of the deployed stage: the tenant `owner`'s (which the rehearsal's own calls
+    send), the tenant `intruder`'s, and one of `owner`'s that is revoked."""
+    store = api_keys(emulator)
+    own = store.create("owner", "rehearsal: the owner's calls").key
+    other = store.create("intruder", "rehearsal: another tenant").key
+    revoked = store.create("owner", "rehearsal: revoked before use")
+    store.revoke(revoked.record.key_id)
+    return Keys(own=own, other=other, revoked=revoked.key)
+
+
 def outputs(emulator: MiniStack, stack: str) -> dict[str, str]:
     cloudformation: Any = emulator.client("cloudformation")
     described = cloudformation.describe_stacks(StackName=stack)["Stacks"][0]
@@ -106,7 +129,12 @@ def api_base_url(deployed: Deployed) -> str:
 
 # The modules share one emulator and one deploy; chalice deploy replaces the app stack, so
 # it comes last.
-MODULE_ORDER = ("test_first_deploy.py", "test_stream_failures.py", "test_chalice_deploy.py")
+MODULE_ORDER = (
+    "test_first_deploy.py",
+    "test_stream_failures.py",
+    "test_api_keys.py",
+    "test_chalice_deploy.py",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -16,11 +16,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-import requests
-
 from tests.rehearsal.conftest import Deployed, api_base_url, emulator_credentials
 from tests.rehearsal.local_aws import ROOT, MiniStack
 from tests.support import poll, solid_image
+from tests.system.access_table import Keys
 from tests.system.client import ApiClient
 
 FUNCTION = "imagelabeller-test-label_new_images"
@@ -29,16 +28,16 @@ TABLE = "ImageLabels"
 WAIT_SECONDS = 120
 
 
-def submit(base: str, data: bytes) -> str:
-    answer = requests.post(
-        f"{base}/images", data=data, headers={"Content-Type": "image/png"}, timeout=30
-    )
-    assert answer.status_code == 202, answer.text
-    return str(answer.json()["image_id"])
+def owners_api(deployed: Deployed, keys: Keys) -> ApiClient:
+    return ApiClient(api_base_url(deployed), api_key=keys.own)
 
 
-def status(base: str, image_id: str) -> str:
-    return str(ApiClient(base).record(image_id)["status"])
+def submit(api: ApiClient, data: bytes) -> str:
+    return api.submit_upload(data, "image/png")
+
+
+def status(api: ApiClient, image_id: str) -> str:
+    return str(api.record(image_id)["status"])
 
 
 def stored_item(emulator: MiniStack, image_id: str) -> dict[str, Any]:
@@ -78,21 +77,21 @@ def test_the_stream_mapping_deploys_with_its_failure_settings(
 
 
 def test_a_poison_record_fails_alone_and_the_images_around_it_are_labelled(
-    emulator: MiniStack, first_deploy: Deployed
+    emulator: MiniStack, first_deploy: Deployed, keys: Keys
 ) -> None:
-    base = api_base_url(first_deploy)
+    api = owners_api(first_deploy, keys)
     dynamodb: Any = emulator.client("dynamodb")
     poison = str(uuid.uuid4())
-    before = submit(base, solid_image(size=(71, 33)))
+    before = submit(api, solid_image(size=(71, 33)))
     # Written by another tool: NOT_CLASSIFIED, but no image, digest or source.
     dynamodb.put_item(
         TableName=TABLE,
         Item={"Id": {"S": poison}, "Status": {"S": "NOT_CLASSIFIED"}, "SubmittedAt": {"N": "1"}},
     )
-    after = submit(base, solid_image(size=(72, 33)))
+    after = submit(api, solid_image(size=(72, 33)))
 
     wait_for(lambda: stored_item(emulator, poison)["Status"]["S"] == "FAILED")
-    wait_for(lambda: status(base, before) == status(base, after) == "CLASSIFIED")
+    wait_for(lambda: status(api, before) == status(api, after) == "CLASSIFIED")
     assert stored_item(emulator, poison)["Error"]["S"].startswith(
         "labelling this image raised KeyError"
     )
@@ -100,24 +99,24 @@ def test_a_poison_record_fails_alone_and_the_images_around_it_are_labelled(
 
 
 def test_redrive_labels_what_the_failure_queue_holds(
-    emulator: MiniStack, first_deploy: Deployed
+    emulator: MiniStack, first_deploy: Deployed, keys: Keys
 ) -> None:
-    base = api_base_url(first_deploy)
+    api = owners_api(first_deploy, keys)
     functions: Any = emulator.client("lambda")
     mapping = labelling_mapping(emulator)
     functions.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
     try:
-        images = [submit(base, solid_image(size=(80 + n, 33))) for n in range(3)]
+        images = [submit(api, solid_image(size=(80 + n, 33))) for n in range(3)]
         time.sleep(3)  # the mapping is off: nothing labels them
-        assert [status(base, image) for image in images] == ["NOT_CLASSIFIED"] * 3
+        assert [status(api, image) for image in images] == ["NOT_CLASSIFIED"] * 3
         send_failure_record(emulator, images)
 
         dry = redrive(emulator, "--dry-run")
         assert dry.returncode == 0, dry.stdout + dry.stderr
-        assert [status(base, image) for image in images] == ["NOT_CLASSIFIED"] * 3
+        assert [status(api, image) for image in images] == ["NOT_CLASSIFIED"] * 3
         done = redrive(emulator)
         assert done.returncode == 0, done.stdout + done.stderr
-        assert [status(base, image) for image in images] == ["CLASSIFIED"] * 3
+        assert [status(api, image) for image in images] == ["CLASSIFIED"] * 3
         assert failure_queue_depth(emulator) == 0
     finally:
         functions.update_event_source_mapping(UUID=mapping["UUID"], Enabled=True)
