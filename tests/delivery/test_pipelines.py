@@ -54,6 +54,20 @@ def test_the_deploy_order_covers_every_deployed_stage_of_the_chalice_config() ->
     assert sorted(DEPLOY_ORDER) == sorted(deployed)
 
 
+@pytest.mark.parametrize("path", [BITBUCKET, GITHUB])
+def test_the_system_tests_run_only_inside_scripts_deploy_which_gives_them_their_key(
+    path: Path,
+) -> None:
+    """The system tests need an API key of the stage: scripts/deploy makes one for each
+    run and revokes it after (tools/deploy/system_tests.py). A pipeline that ran them
+    itself would need a stored key; neither does, nor stores one."""
+    text = path.read_text(encoding="utf-8")
+    commands = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    assert "tests/system" not in commands
+    assert "IMAGELABELLER_SYSTEM_TEST_API_KEY" not in text
+    assert "IMAGELABELLER_BASE_URL" not in text
+
+
 # --- Bitbucket ---------------------------------------------------------------------------
 
 
