@@ -9,6 +9,8 @@ docs/DEPLOY.md says what each step creates and how to roll back. The modules:
 - `artifacts`: the artifacts bucket and the upload of the Lambda package;
 - `package_models`: no model in the Lambda package (the model layer has it);
 - `model_layer`: the model layer (onnxruntime and the stage's model) and its stack;
+- `migration`: the migrate step, the stage's tables moved to tenants (issue 15);
+- `system_tests`: the system-tests step, with an API key made for it and revoked after;
 - `intrinsics`, `chalice_stage`, `configure`: `scripts/configure-stage`, which makes
   `chalice deploy --stage <stage>` work once the stacks exist;
 - `cli`: the command line.
