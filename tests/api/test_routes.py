@@ -453,7 +453,7 @@ def test_direct_upload_registers_and_labels_the_image(labelling_client: Client) 
     assert answer["method"] == "POST"
     assert answer["upload_url"].endswith(f"/uploads/{answer['image_id']}")
     fields = answer["fields"]
-    assert fields["key"] == f"uploads/{answer['image_id']}"
+    assert fields["key"] == f"uploads/tests/{answer['image_id']}"  # the tenant's
     assert fields["Content-Type"] == "image/jpeg"
     assert_error(labelling_client.http.get(f"/images/{answer['image_id']}"), 404, "not_found")
     stored = post_upload(labelling_client, answer["upload_url"], fields, photo_jpeg("coffee"))

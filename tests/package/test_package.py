@@ -182,6 +182,8 @@ def expected_grants(stage: Stage) -> dict[str, set[tuple[str, str]]]:
         # The claim on a submitted image's bytes (chalicelib/adapters/dynamodb.py).
         ("dynamodb:PutItem", search),
         ("dynamodb:GetItem", search),
+        # Each key's request rate and daily images: only RATE# and IMAGES# items.
+        ("dynamodb:UpdateItem", search),
         ("logs:CreateLogStream", logs("api_handler")),
         ("logs:PutLogEvents", logs("api_handler")),
     }
@@ -259,6 +261,8 @@ def expected_environment(stage: Stage) -> dict[str, Any]:
         "IMAGELABELLER_FETCH_CONNECT_TIMEOUT": "3",
         "IMAGELABELLER_FETCH_TOTAL_TIMEOUT": "15",
         "IMAGELABELLER_FETCH_MAX_REDIRECTS": "3",
+        # The original's keyless routes: open (as the legacy tenant) on test only.
+        "IMAGELABELLER_LEGACY_ROUTES_OPEN": "true" if stage.name == "test" else "false",
     }
 
 
@@ -501,12 +505,23 @@ def test_roles_are_allowed_exactly_this_stages_resources(
     packaged = packages[stage.name]
     where = deployment(stage)
     granted: dict[str, set[tuple[str, str]]] = {}
+    search = f"arn:aws:dynamodb:{stage.region}:{EXAMPLE_ACCOUNT_ID}:table/ImageLabelIndex"
     for name, role in iam_roles(packaged).items():
         pairs = granted.setdefault(name, set())
         for statement in policy_statements(role):
-            assert set(statement) <= {"Sid", "Effect", "Action", "Resource"}, statement
-            assert statement["Effect"] == "Allow"
+            assert set(statement) <= {"Sid", "Effect", "Action", "Resource", "Condition"}
             resources = as_list(where.resolve(statement["Resource"]))
+            if "Condition" in statement:
+                # Only the API key items' and the quota items' conditions (policy-*.json).
+                assert resources == [search], statement
+                assert statement["Condition"] in (
+                    {"ForAnyValue:StringEquals": {"dynamodb:LeadingKeys": ["APIKEY"]}},
+                    {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["RATE#*", "IMAGES#*"]}},
+                ), statement
+            if statement["Effect"] == "Deny":
+                assert statement["Sid"] == "NeverWriteApiKeys", statement
+                continue
+            assert statement["Effect"] == "Allow"
             pairs.update(
                 (action, resource)
                 for action in as_list(statement["Action"])
