@@ -85,6 +85,22 @@ def issue_key(data_dir: Path, tenant: str = "tests") -> str:
         database.close()
 
 
+def revoke_key(data_dir: Path, key: str) -> None:
+    """Revoke `key` in the local data folder `data_dir` (as `imagelabeller keys revoke`)."""
+    database = SqliteDatabase(data_dir / "imagelabeller.sqlite3")
+    try:
+        ApiKeys(SqliteKeyStore(database)).revoke(key.split("_")[1])
+    finally:
+        database.close()
+
+
+def issue_revoked_key(data_dir: Path, tenant: str = "tests") -> str:
+    """A key of `tenant` in `data_dir` that was revoked as soon as it was made."""
+    key = issue_key(data_dir, tenant)
+    revoke_key(data_dir, key)
+    return key
+
+
 def with_key(client: Any, key: str) -> Any:
     """A chalice.test.Client whose HTTP calls carry `key` as `Authorization: Bearer`,
     unless a call gives an Authorization header of its own."""

@@ -14,10 +14,7 @@ import pytest
 from chalice.test import Client
 
 from app import app
-from chalicelib.adapters.sqlite import SqliteDatabase
-from chalicelib.adapters.sqlite_keys import SqliteKeyStore
-from chalicelib.api_keys import ApiKeys
-from tests.support import issue_key, photo_png, solid_image
+from tests.support import issue_key, photo_png, revoke_key, solid_image
 
 JSON = {"Content-Type": "application/json"}
 MISSING_ID = "00000000-0000-4000-8000-000000000000"
@@ -43,9 +40,7 @@ class Callers:
         return self.call("POST", "/images", key, data, **{"Content-Type": "image/png"})
 
     def revoke(self, key: str) -> None:
-        database = SqliteDatabase(self.data_dir / "imagelabeller.sqlite3")
-        ApiKeys(SqliteKeyStore(database)).revoke(key.split("_")[1])
-        database.close()
+        revoke_key(self.data_dir, key)
 
 
 @pytest.fixture

@@ -11,15 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from chalicelib.adapters.sqlite import SqliteDatabase
-from chalicelib.adapters.sqlite_keys import SqliteKeyStore
-from chalicelib.api_keys import ApiKeys
-from chalicelib.bootstrap import DATABASE_FILE
 from tests.cli.support import run_cli, truncated_jpeg
 from tests.support import (
     EXPECTED_TOP_LABELS,
     LoopbackServer,
     free_port,
+    issue_key,
+    issue_revoked_key,
     loopback_server,
     photo_jpeg,
     photo_png,
@@ -50,15 +48,10 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def keys(folder: Path) -> Keys:
-    database = SqliteDatabase(folder / "data" / DATABASE_FILE)
-    try:
-        api_keys = ApiKeys(SqliteKeyStore(database))
-        good = api_keys.create("cli-tests").key
-        revoked = api_keys.create("cli-tests")
-        api_keys.revoke(revoked.record.key_id)
-    finally:
-        database.close()
-    return Keys(good=good, revoked=revoked.key)
+    return Keys(
+        good=issue_key(folder / "data", "cli-tests"),
+        revoked=issue_revoked_key(folder / "data", "cli-tests"),
+    )
 
 
 @pytest.fixture(scope="module")

@@ -16,12 +16,10 @@ import pytest
 import requests
 from playwright.sync_api import BrowserContext, Page, Request, Route, expect, sync_playwright
 
-from chalicelib.adapters.sqlite import SqliteDatabase
-from chalicelib.adapters.sqlite_keys import SqliteKeyStore
-from chalicelib.api_keys import ApiKeys
-from chalicelib.bootstrap import DATABASE_FILE
 from tests.support import (
     EXPECTED_TOP_LABELS,
+    issue_key,
+    issue_revoked_key,
     jpeg_variant,
     loopback_server,
     photo_jpeg,
@@ -63,15 +61,10 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def keys(folder: Path) -> Keys:
-    database = SqliteDatabase(folder / "data" / DATABASE_FILE)
-    try:
-        api_keys = ApiKeys(SqliteKeyStore(database))
-        good = api_keys.create("web-tests", "the browser tests").key
-        revoked = api_keys.create("web-tests", "revoked at once")
-        api_keys.revoke(revoked.record.key_id)
-    finally:
-        database.close()
-    return Keys(good=good, revoked=revoked.key)
+    return Keys(
+        good=issue_key(folder / "data", "web-tests"),
+        revoked=issue_revoked_key(folder / "data", "web-tests"),
+    )
 
 
 @pytest.fixture(scope="module")
