@@ -19,6 +19,12 @@ KB = 1024
 STREAM_RECORDS_PER_IMAGE = 2
 # ImageLabelIndex items per CLASSIFIED image: one per label kept (IMAGELABELLER_TOP_K).
 LABELS_KEPT = 10
+# Per API request, the key check (chalicelib/http/callers.py): the key's item, read
+# consistently (under 4 KB: 1 read unit), and the key's request rate, one UpdateItem of a
+# small item (1 write unit). Per submit, the day's image count of the key: 1 UpdateItem.
+KEY_READ_UNITS_PER_REQUEST = 1
+RATE_WRITE_UNITS_PER_REQUEST = 1
+QUOTA_WRITE_UNITS_PER_SUBMIT = 1
 # A read of at most 4 KB: strongly consistent 1 unit, eventually consistent (a GSI) 0.5.
 STRONG_READ_UNIT_BYTES = 4 * KB
 EVENTUAL_READ_UNITS = 0.5
@@ -145,15 +151,20 @@ def requests_per_image(workload: Workload, batch_size: int, sizes: ItemSizes) ->
     reads = workload.reads_per_image
     images_per_batch = batch_size / STREAM_RECORDS_PER_IMAGE
     label_invocations = STREAM_RECORDS_PER_IMAGE / batch_size
+    api_requests = 1 + reads
     write = (
-        2 * write_units(sizes.new_record)  # the record's put, in a transaction
+        api_requests * RATE_WRITE_UNITS_PER_REQUEST  # each request's rate
+        + QUOTA_WRITE_UNITS_PER_SUBMIT  # the submit's image, counted for its key's day
+        + 2 * write_units(sizes.new_record)  # the record's put, in a transaction
         + write_units(sizes.sha256_index_entry)  # its Sha256Index entry
         + 2 * write_units(sizes.digest_claim)  # the claim on its bytes, in the transaction
         + 2 * write_units(max(sizes.new_record, sizes.classified_record))  # transactional update
         + 2 * LABELS_KEPT * write_units(sizes.label_index_entry)  # transactional puts
     )
     read = (
-        EVENTUAL_READ_UNITS  # the Sha256Index Query of deduplication
+        api_requests * KEY_READ_UNITS_PER_REQUEST  # each request's key
+        + strong_read_units(sizes.digest_claim)  # deduplication reads the tenant's claim
+        + EVENTUAL_READ_UNITS  # then the Sha256Index Query (no claim: new bytes)
         + strong_read_units(sizes.new_record)  # the labeller reads the pending record
         + reads * strong_read_units(sizes.classified_record)  # GET /images/{id}
     )
@@ -166,7 +177,7 @@ def requests_per_image(workload: Workload, batch_size: int, sizes: ItemSizes) ->
         + LAMBDA_PLATFORM_BYTES * (1 + label_invocations + reads)
     )
     return RequestsPerImage(
-        api_gateway=1 + reads,
+        api_gateway=api_requests,
         lambda_invocations=1 + label_invocations + reads,
         s3_puts=1,
         s3_gets=1,
