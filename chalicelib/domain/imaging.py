@@ -98,8 +98,10 @@ def decode_rgb(data: bytes, max_pixels: int, min_short_side: int = 0) -> Image.I
             image.draft("RGB", (round(image.width * scale), round(image.height * scale)))
         _load(image)
         with _damage_is_not_an_image("its orientation data is damaged"):
-            upright = ImageOps.exif_transpose(image)
-        return to_rgb(upright)
+            # In place: without an orientation to apply, a copy would be a full-size
+            # memcpy for nothing.
+            ImageOps.exif_transpose(image, in_place=True)
+        return to_rgb(image)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -134,8 +136,16 @@ def crop_and_resize(image: Image.Image, size: int, crop_fraction: float) -> np.n
 
 def normalise(pixels: Sequence[np.ndarray]) -> np.ndarray:
     """EfficientNet-Lite input from HWC uint8 crops: (x - 127) / 128, NCHW float32."""
-    tensor = (np.stack(pixels).astype(np.float32) - 127.0) / 128.0
-    return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2))
+    return np.stack([normalise_one(crop) for crop in pixels])
+
+
+def normalise_one(crop: np.ndarray) -> np.ndarray:
+    """One HWC uint8 crop as the model's CHW float32 input, (x - 127) / 128, computed in
+    place on one new array (a batch's worth at once is memory-bound, not compute-bound)."""
+    chw = crop.transpose(2, 0, 1).astype(np.float32)
+    chw -= 127.0
+    chw *= 1.0 / 128.0
+    return chw
 
 
 def preprocess(images: Sequence[Image.Image], size: int, crop_fraction: float) -> np.ndarray:

@@ -54,7 +54,7 @@ def image_ids_to_label(records: Iterable[Mapping[str, Any]]) -> list[str]:
     sent back to NOT_CLASSIFIED (a MODIFY: relabel). Everything else is ignored."""
     ids = []
     for record in records:
-        if not _asks_for_labels(record):
+        if not asks_for_labels(record):
             continue
         key = record.get("dynamodb", {}).get("Keys", {}).get("Id", {})
         if isinstance(key, Mapping) and isinstance(key.get("S"), str):
@@ -62,7 +62,9 @@ def image_ids_to_label(records: Iterable[Mapping[str, Any]]) -> list[str]:
     return ids
 
 
-def _asks_for_labels(record: Mapping[str, Any]) -> bool:
+def asks_for_labels(record: Mapping[str, Any]) -> bool:
+    """Whether the record is a new image (INSERT) or a finished one sent back to
+    NOT_CLASSIFIED (a MODIFY): what LABELLING_FILTER_PATTERNS let through."""
     event = record.get("eventName")
     if event == "INSERT":
         return True

@@ -63,14 +63,45 @@ def test_changes_arrive_as_modify_records_with_both_images(
     record = new_record()
     sqlite_table.insert(record)
     sqlite_table.complete(record.image_id, (Label("pug", 0.25),), "m", T0, tenant=TENANT)
+    sqlite_table.reopen(record.image_id)  # a relabel: the MODIFY that asks for labels
     handler = RecordingHandler()
     poller(database, handler).deliver_pending()
     insert, modify = handler.events[0]["Records"]
     assert modify["eventName"] == "MODIFY"
-    assert modify["dynamodb"]["OldImage"]["Status"] == {"S": "NOT_CLASSIFIED"}
-    assert modify["dynamodb"]["NewImage"]["Labels"]["L"][0]["M"]["Score"] == {"N": "0.25"}
+    assert modify["dynamodb"]["OldImage"]["Status"] == {"S": "CLASSIFIED"}
+    assert modify["dynamodb"]["OldImage"]["Labels"]["L"][0]["M"]["Score"] == {"N": "0.25"}
+    assert modify["dynamodb"]["NewImage"]["Status"] == {"S": "NOT_CLASSIFIED"}
     assert int(insert["dynamodb"]["SequenceNumber"]) < int(modify["dynamodb"]["SequenceNumber"])
-    assert image_ids_to_label(handler.events[0]["Records"]) == [record.image_id]
+    assert image_ids_to_label(handler.events[0]["Records"]) == [record.image_id] * 2
+
+
+def test_records_the_mappings_filter_drops_are_passed_over_and_fill_no_batch(
+    database: SqliteDatabase, sqlite_table: SqliteLabelTable
+) -> None:
+    """As the deployed mapping's FilterCriteria do: labelling's own writes (attempts,
+    results) never reach the handler, and a batch is filled with records that ask for
+    labels."""
+    finished = [new_record() for _ in range(3)]
+    for record in finished:
+        sqlite_table.insert(record)
+        sqlite_table.count_attempt(record.image_id)
+        sqlite_table.complete(record.image_id, (Label("pug", 0.25),), "m", T0, tenant=TENANT)
+    pending = [new_record() for _ in range(2)]
+    for record in pending:
+        sqlite_table.insert(record)
+    handler = RecordingHandler()
+    stream = poller(database, handler, batch=4)
+    assert stream.deliver_pending() == 4
+    assert stream.deliver_pending() == 1
+    assert stream.deliver_pending() == 0
+    delivered = [image_ids_to_label(event["Records"]) for event in handler.events]
+    assert delivered == [
+        [r.image_id for r in (*finished, pending[0])],
+        [pending[1].image_id],
+    ]
+    assert all(
+        record["eventName"] == "INSERT" for event in handler.events for record in event["Records"]
+    )
 
 
 def test_batches_respect_the_batch_size_and_keep_order(
