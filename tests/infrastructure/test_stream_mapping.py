@@ -19,7 +19,7 @@ import pytest
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.domain.models import ImageInfo, ImageRecord, Label, Status, utc_now
 from chalicelib.events.stream import LABELLING_FILTER_PATTERNS, image_ids_to_label
-from chalicelib.local.stream import SqliteStreamSource
+from chalicelib.local.stream import build_stream_record
 from tests.infrastructure.templates import (
     CHALICE_DIR,
     Deployment,
@@ -29,6 +29,15 @@ from tests.infrastructure.templates import (
     one_resource_of_type,
     read_json,
 )
+from tools.costs.capacity import (
+    RESULTS,
+    SAGEMAKER_THREADS,
+    endpoint_bound,
+    labelling_rate,
+    onnx_stage,
+    sagemaker_stage,
+)
+from tools.costs.inputs import Workload, load_measured, stage_memory
 
 FAILURE_QUEUE = "imagelabeller-labelling-failed"
 FAILURE_QUEUE_ARN_EXPORT = "imagelabeller-dynamodb-LabellingFailedQueueArn"
@@ -36,6 +45,8 @@ FAILURE_QUEUE_URL_EXPORT = "imagelabeller-dynamodb-LabellingFailedQueueUrl"
 STREAM_RETENTION_SECONDS = 24 * 3600
 TWO_WEEKS_SECONDS = 14 * 24 * 3600
 LABELLER_POLICIES = ("policy-labeller-onnx.json", "policy-labeller-sagemaker.json")
+PARALLELIZATION_FACTOR = 4
+ONE_MILLION_A_DAY = 1_000_000 / 86_400  # images/s
 
 
 def mapping() -> dict[str, Any]:
@@ -43,6 +54,15 @@ def mapping() -> dict[str, Any]:
     events = merge["LabelNewImages"]["Properties"]["Events"]
     properties: dict[str, Any] = events["LabelNewImagesDynamodbEventSource"]["Properties"]
     return properties
+
+
+def labeller_of_stages() -> dict[str, str]:
+    stages = read_json(CHALICE_DIR / "config.json")["stages"]
+    return {
+        name: stage["environment_variables"]["IMAGELABELLER_LABELLER"]
+        for name, stage in stages.items()
+        if not name.startswith("local")
+    }
 
 
 def deployed_stage_variables() -> dict[str, dict[str, str]]:
@@ -91,6 +111,56 @@ def test_records_too_old_to_label_go_to_the_failure_queue_while_the_stream_still
     assert properties["DestinationConfig"] == {
         "OnFailure": {"Destination": {"Fn::ImportValue": FAILURE_QUEUE_ARN_EXPORT}}
     }
+
+
+# --- how many batches of a shard run at once (docs/PERFORMANCE.md, "Past one machine") ---------
+
+
+def test_up_to_four_batches_of_each_shard_run_at_once() -> None:
+    """One merge template serves every stage, and scripts/configure-stage renders it for
+    `chalice deploy` resolving only Ref, Fn::Sub and Fn::ImportValue, so the factor is one
+    number, chosen for both kinds of stage (the two tests below)."""
+    factor = mapping()["ParallelizationFactor"]
+    assert factor == PARALLELIZATION_FACTOR
+    assert 1 <= factor <= 10  # Lambda's range for DynamoDB streams
+    assert set(labeller_of_stages().values()) == {"onnx", "sagemaker"}
+
+
+def test_an_onnx_stage_labels_four_times_a_million_a_day_on_one_shard() -> None:
+    """In-Lambda ONNX is bounded by how many executions run: one shard at factor 4 keeps up
+    with 4 times the mean rate of a million images a day (a daily peak, or a backlog
+    drained while new images keep coming), where factor 1 would leave it little room."""
+    measured = load_measured(RESULTS)
+    for stage, labeller in labeller_of_stages().items():
+        if labeller != "onnx":
+            continue
+        memory, _ = stage_memory(CHALICE_DIR / "config.json", stage)
+        onnx = onnx_stage(measured, Workload(label_memory_mb=memory))
+        batch = measured.label_batch_size
+        assert labelling_rate(onnx, 1, PARALLELIZATION_FACTOR, batch) >= 4 * ONE_MILLION_A_DAY
+        assert labelling_rate(onnx, 1, 1, batch) < 1.5 * ONE_MILLION_A_DAY
+
+
+def test_a_sagemaker_stage_keeps_its_endpoint_busy_without_queueing_calls_into_timeouts() -> None:
+    """A SageMaker stage is bounded by the endpoint's instances, not by executions. Two
+    batches at once already keep one instance busy while a batch waits on S3 and DynamoDB;
+    four keep up to four instances busy. The calls of a shard's batches (4 threads each)
+    then queue at one instance for 2.4 s, far inside the adapter's read timeout."""
+    workload = Workload()
+    for instances in (1, 2, 4):
+        endpoint = sagemaker_stage(workload, instances)
+        rate = labelling_rate(endpoint, 1, PARALLELIZATION_FACTOR, 16)
+        assert rate == endpoint_bound(endpoint), instances
+    assert labelling_rate(sagemaker_stage(workload, 1), 1, 1, 16) < endpoint_bound(
+        sagemaker_stage(workload, 1)
+    )
+    for stage, variables in deployed_stage_variables().items():
+        if labeller_of_stages()[stage] != "sagemaker":
+            continue
+        timeout_s = float(variables.get("IMAGELABELLER_SAGEMAKER_TIMEOUT", 30))
+        in_flight = PARALLELIZATION_FACTOR * SAGEMAKER_THREADS
+        queued_s = in_flight * workload.sagemaker_ms_per_image / 1000
+        assert queued_s <= timeout_s / 10, stage
 
 
 def test_the_mapping_keeps_reading_the_exported_stream() -> None:
@@ -233,8 +303,9 @@ def test_of_what_the_table_writes_only_new_and_reopened_images_invoke_the_functi
     database: SqliteDatabase,
 ) -> None:
     """The writes of a record's life, as the stream shows them (local mode's change log
-    makes the same records): the insert and a relabel invoke; labelling's own writes
-    (an attempt counted, the result) do not, so they never invoke the function again."""
+    makes the same records, every write before any filter): the insert and a relabel
+    invoke; labelling's own writes (an attempt counted, the result) do not, so they never
+    invoke the function again."""
     table = SqliteLabelTable(database)
     info = ImageInfo("PNG", 64, 48, 100, "ab" * 32)
     table.insert(ImageRecord("3f2c", Status.NOT_CLASSIFIED, info, utc_now()))
@@ -244,8 +315,19 @@ def test_of_what_the_table_writes_only_new_and_reopened_images_invoke_the_functi
     )
     table.reopen("3f2c")
     table.fail("3f2c", "the stored image is missing", None, utc_now())
-    source = SqliteStreamSource(SqliteChangeLog(database), "arn:aws:dynamodb:local")
-    records = source.read(limit=10).records
+    records = [
+        build_stream_record(
+            sequence_number=change.seq,
+            event_name=change.event_name,
+            image_id=change.image_id,
+            old_item=change.old_item,
+            new_item=change.new_item,
+            created_at=change.created_at,
+            stream_arn="arn:aws:dynamodb:local",
+            region="local",
+        )
+        for change in SqliteChangeLog(database).read_after(0, limit=10)
+    ]
     assert [record["eventName"] for record in records] == ["INSERT", *["MODIFY"] * 4]
     assert [invokes(record) for record in records] == [True, False, False, True, False]
     assert [bool(image_ids_to_label([record])) for record in records] == [

@@ -71,6 +71,7 @@ API_GATEWAY_TIMEOUT_SECONDS = 29
 API_SIZING = (1024, 25)  # MemorySize MB, Timeout s
 STREAM_SIZING = {"onnx": (4096, 120), "sagemaker": (2048, 900)}
 STREAM_BATCH_SIZE = 16
+STREAM_PARALLELIZATION_FACTOR = 4
 UPLOAD_FUNCTION = "RegisterUploads"
 CALLBACK_FUNCTION = "DeliverCallbacks"
 WEBHOOK_SECRET_EXPORT = "imagelabeller-secrets-WebhookSecretArn"
@@ -365,6 +366,9 @@ def test_label_new_images_reads_the_exported_table_stream_from_its_start(
     }
     handled = {"FilterCriteria", "DestinationConfig", "MaximumRetryAttempts"}
     assert handled <= set(event["Properties"])
+    # Up to 4 batches of a shard at once (docs/PERFORMANCE.md, "Past one machine"): SAM
+    # passes it to the AWS::Lambda::EventSourceMapping it makes.
+    assert event["Properties"]["ParallelizationFactor"] == STREAM_PARALLELIZATION_FACTOR
     assert "Events" not in packaged.resource(API_FUNCTION)["Properties"]
 
 

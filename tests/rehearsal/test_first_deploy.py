@@ -37,6 +37,7 @@ from tests.rehearsal.conftest import (
 from tests.rehearsal.local_aws import MiniStack
 from tests.support import PHOTO_FILES, LoopbackServer, poll
 from tests.system.client import ApiClient
+from tools.costs.capacity import parallelization_factor
 from tools.deploy.calls import read_call_log
 from tools.deploy.policy_check import missing_permissions
 
@@ -84,6 +85,25 @@ def test_the_alarms_exist_before_the_system_tests_run(
     assert len(alarms) == len(expected), sorted(alarm["AlarmName"] for alarm in alarms)
     assert all(alarm["AlarmName"].startswith("imagelabeller-test-") for alarm in alarms)
     assert alarmed_functions_missing(emulator) == []
+
+
+def test_the_deployed_stream_mapping_runs_several_batches_of_a_shard_at_once(
+    emulator: MiniStack, first_deploy: Deployed
+) -> None:
+    """The merge template's ParallelizationFactor reaches the event source mapping that
+    CloudFormation made from the packaged template (through the SAM transform), as
+    Lambda's ListEventSourceMappings reports it. MiniStack keeps and reports the field but
+    still runs a shard's batches one at a time; what the factor does to throughput is
+    docs/PERFORMANCE.md's model, not measured here."""
+    functions: Any = emulator.client("lambda")
+    listed = functions.list_event_source_mappings(
+        FunctionName=f"imagelabeller-{STAGE}-label_new_images"
+    )
+    [mapping] = listed["EventSourceMappings"]
+    assert (
+        mapping["EventSourceArn"] == outputs(emulator, SETTINGS.stack("dynamodb").name)["StreamArn"]
+    )
+    assert mapping["ParallelizationFactor"] == parallelization_factor() == 4
 
 
 def test_the_system_tests_had_a_key_of_their_own_which_is_revoked_and_never_shown(
