@@ -12,6 +12,9 @@ BUILD_VENV := .build-venv
 EMULATOR_VENV := .ministack-venv
 # Every model IMAGELABELLER_MODEL can choose: the catalogue, chalicelib/data/models.json.
 MODELS := $(shell python3 tools/model/catalogue.py --files)
+# Those exported from PyTorch weights, and the int8 ones quantised from them.
+EXPORTED_MODELS := $(shell python3 tools/model/catalogue.py --exported-files)
+QUANTISED_MODELS := $(shell python3 tools/model/catalogue.py --quantised-files)
 ifeq ($(strip $(MODELS)),)
 $(error no model files: `python3 tools/model/catalogue.py --files` must list chalicelib/data/models.json)
 endif
@@ -56,9 +59,14 @@ $(EMULATOR_VENV)/.installed: requirements-emulator.txt
 
 # Each model is built once, when its file is missing. The build environment is made only
 # when a model must be built (or for `make test`).
-$(MODELS): models/efficientnet-%.onnx:
+$(EXPORTED_MODELS): models/efficientnet-%.onnx:
 	$(MAKE) $(BUILD_VENV)/.installed
 	$(BUILD_VENV)/bin/python tools/model/build_model.py --variant $* --out $@
+
+# An int8 model is quantised from its float model (again when that is rebuilt), in .venv:
+# onnxruntime's own tools, calibrated on photos scikit-image ships (a few seconds each).
+$(QUANTISED_MODELS): models/efficientnet-%-int8.onnx: models/efficientnet-%.onnx | $(VENV)/.installed
+	$(VENV)/bin/python -m tools.model.quantize --model efficientnet-$*-int8 --source $< --out $@
 
 # Debian's Chromium for the browser tests (tests/web/test_page.py) only: apt-get, as root
 # or through sudo. Nothing else needs it.

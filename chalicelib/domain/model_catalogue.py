@@ -1,7 +1,8 @@
 """The models the `onnx` labeller can run, read from chalicelib/data/models.json.
 
 That file is the one catalogue of models. config.py takes the names and the default from
-here, adapters/onnx.py each model's input size. The build side, the Makefile and
+here, adapters/onnx.py each model's input size. An int8 model names the float model it was
+quantised from, whose input it shares. The build side, the Makefile and
 tools/model/build_model.py (PyTorch's environment, which imports nothing of chalicelib),
 reads the same file through tools/model/catalogue.py.
 """
@@ -22,6 +23,9 @@ class CataloguedModel:
     name: str
     # The side of the square input its weights expect, in pixels.
     input_size: int
+    # The float model an int8 model was quantised from (tools/model/quantize.py, by
+    # `make setup`); None for a model exported from PyTorch weights.
+    quantised_from: str | None = None
 
 
 @dataclass(frozen=True)
@@ -39,12 +43,25 @@ def read_catalogue(path: Path = CATALOGUE_FILE) -> ModelCatalogue:
     catalogue = ModelCatalogue(
         default=str(raw["default"]),
         models=tuple(
-            CataloguedModel(name=str(entry["name"]), input_size=int(entry["input_size"]))
+            CataloguedModel(
+                name=str(entry["name"]),
+                input_size=int(entry["input_size"]),
+                quantised_from=entry.get("quantised_from"),
+            )
             for entry in raw["models"]
         ),
     )
     if catalogue.default not in catalogue.names:
         raise ValueError(f"{path}: the default {catalogue.default!r} is not one of its models")
+    sizes = {model.name: model.input_size for model in catalogue.models}
+    for model in catalogue.models:
+        if model.quantised_from is not None and sizes.get(model.quantised_from) != (
+            model.input_size
+        ):
+            raise ValueError(
+                f"{path}: {model.name!r} must be quantised from a model of the catalogue "
+                f"with its input size, not {model.quantised_from!r}"
+            )
     return catalogue
 
 

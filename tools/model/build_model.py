@@ -17,12 +17,15 @@ import sys
 import tempfile
 
 import torch
-from catalogue import input_sizes
+from catalogue import exported_input_sizes
 from efficientnet_lite_pytorch import EfficientNet
 
 OPSET = 17
-# Each model of the catalogue (chalicelib/data/models.json) by its variant, "lite0": 224.
-IMAGE_SIZE = {name.removeprefix("efficientnet-"): size for name, size in input_sizes().items()}
+# Each model of the catalogue (chalicelib/data/models.json) by its variant, "lite0": 224;
+# not the int8 ones, which tools/model/quantize.py makes from these.
+IMAGE_SIZE = {
+    name.removeprefix("efficientnet-"): size for name, size in exported_input_sizes().items()
+}
 
 
 def load_pretrained(variant: str) -> torch.nn.Module:
