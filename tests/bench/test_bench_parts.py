@@ -62,6 +62,12 @@ def sample_results() -> report.Results:
             "submit_s": 1.0,
             "total_s": 2.0,
         }
+        results.script[model] = {"images_per_s": speed * 0.5, "images": 200.0}
+        results.worker[model] = {
+            "worker_images_per_s": speed * 0.45,
+            "labeller_images_per_s": speed * 0.5,
+            "batch_size": 16.0,
+        }
         results.cold_start[model] = {
             "import_s": 0.4,
             "first_label_s": 0.3,
@@ -93,10 +99,31 @@ def test_pipeline_ratio_is_against_the_best_model_only_batch() -> None:
     assert results.labeller_ratio("m0") == pytest.approx(0.66 / 0.5)
 
 
+def test_script_and_worker_ratios_divide_the_figures_of_the_same_results() -> None:
+    results = sample_results()
+    results.pipeline["m2"]["images_per_s"] = 30.0
+    results.script["m2"]["images_per_s"] = 20.0
+    results.worker["m2"]["worker_images_per_s"] = 27.0
+    results.worker["m2"]["labeller_images_per_s"] = 30.0
+    assert results.script_ratio("m2") == pytest.approx(1.5)
+    assert results.worker_ratio("m2") == pytest.approx(0.9)
+    assert results.ratios("m2") == {
+        "pipeline_to_script": pytest.approx(1.5),
+        "pipeline_to_model_only": pytest.approx(30.0 / (80 * 1.32)),
+        "pipeline_to_labeller": pytest.approx(30.0 / 40.0),
+        "worker_to_labeller": pytest.approx(0.9),
+    }
+    assert results.script_ratio("m0") == pytest.approx(0.66 / 0.5)
+
+
 def test_markdown_tables_hold_every_figure_and_the_ratios() -> None:
     tables = report.markdown_tables(sample_results())
     assert "| figure | `m0` | `m2` |" in tables
     assert "| pipeline ÷ model-only bound (goal ≥ 0.8) | 0.50 | 0.50 |" in tables
+    assert "| straightforward script, the same 200 photos (images/s) | 100.0 | 40.0 |" in tables
+    assert "| pipeline ÷ script (goal ≥ 1.0) | 1.32 | 1.32 |" in tables
+    assert "| labelling worker alone, 200 photos (images/s) | 90.0 | 36.0 |" in tables
+    assert "| worker alone ÷ in-process labeller (goal ≥ 0.9) | 0.90 | 0.90 |" in tables
     assert "| GET /images/{id} | 8 | 16.0 | 32.0 | 2.00 | 2.00 |" in tables
     assert "| POST /images (upload) | 32 | 128.0 | 256.0 | 4.00 | 4.00 |" in tables
     assert "| GET /images/{id}, 8 clients | p50 (ms) | p99 (ms) |" in tables
@@ -113,6 +140,17 @@ def test_figures_json_has_what_the_cost_script_reads() -> None:
     assert figures["submit_ms_p50"] == pytest.approx(4.0)
     assert figures["peak_rss_mb"] == pytest.approx(250.0)
     assert figures["pipeline_ratio"]["m0"] == round(0.66 / 1.32, 3)
+
+
+def test_figures_json_keeps_the_baselines_their_ratios_and_every_run() -> None:
+    results = sample_results()
+    results.per_run["m0"] = {"script_images_per_s": [99.01234, 100.0, 101.0]}
+    figures = report.figures_json(results, label_batch_size=16)
+    assert figures["script"]["m2"]["images_per_s"] == pytest.approx(40.0)
+    assert figures["worker"]["m0"]["worker_images_per_s"] == pytest.approx(90.0)
+    assert figures["ratios"]["m0"]["pipeline_to_script"] == round(0.66 / 0.5, 3)
+    assert figures["ratios"]["m2"]["worker_to_labeller"] == pytest.approx(0.9)
+    assert figures["per_run"]["m0"]["script_images_per_s"] == [99.012, 100.0, 101.0]
 
 
 def test_plot_is_written_as_png(tmp_path: Path) -> None:

@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -24,12 +26,28 @@ def test_bench_measures_and_prints_every_figure() -> None:
         "decode + preprocess + model, batch 8 (images/s)",
         "pipeline, 12 photos submit → all CLASSIFIED (images/s)",
         "pipeline ÷ model-only bound",
+        "straightforward script, the same 12 photos (images/s)",
+        "pipeline ÷ script",
+        "labelling worker alone, 12 photos (images/s)",
+        "in-process labeller, same photos at the stream's batch size (images/s)",
+        "worker alone ÷ in-process labeller",
         "cold start: total (s)",
         "POST /images (upload)",
         "keys checked",
         "keys not checked",
         "checked ÷ unchecked",
     ):
-        matching = [line for line in lines if line.startswith(figure)]
-        assert matching, f"{figure!r} missing from:\n{finished.stdout}"
-        assert float(matching[-1].split()[-1]) > 0
+        assert value(lines, figure) > 0, f"{figure!r} missing from:\n{finished.stdout}"
+    # The ratios divide the figures printed beside them, from the same run.
+    pipeline = value(lines, "pipeline, 12 photos")
+    script = value(lines, "straightforward script")
+    assert value(lines, "pipeline ÷ script") == pytest.approx(pipeline / script, abs=0.02)
+    worker = value(lines, "labelling worker alone")
+    labeller = value(lines, "in-process labeller")
+    assert value(lines, "worker alone ÷") == pytest.approx(worker / labeller, abs=0.02)
+
+
+def value(lines: list[str], figure: str) -> float:
+    """The last number of the table line starting with `figure` (0 if there is none)."""
+    matching = [line for line in lines if line.startswith(figure)]
+    return float(matching[-1].split()[-1]) if matching else 0.0

@@ -19,7 +19,7 @@ import requests
 
 from chalicelib.bootstrap import DATABASE_FILE
 from tests.system.chalice_local import ChaliceLocal
-from tools.bench.photos import Photo, mixed_photos, small_jpeg
+from tools.bench.photos import Photo, small_jpeg
 from tools.bench.timing import peak_rss_mb, percentile
 
 MEDIA_TYPES = {"JPEG": "image/jpeg", "PNG": "image/png"}
@@ -87,24 +87,28 @@ def wait_until_labelled(database: Path, expected: int, timeout: float = 600) -> 
     raise RuntimeError(f"images still unlabelled after {timeout} s: {status_counts(database)}")
 
 
-def pipeline_throughput(count: int, model: str, first_variant: int = 0) -> dict[str, float]:
-    """`count` photos submitted by 8 clients at once, timed until every one is labelled;
-    before them, the median time one photo alone takes from submit to CLASSIFIED.
+def pipeline_throughput(
+    photos: Sequence[Photo], model: str, first_variant: int = 0
+) -> dict[str, float]:
+    """`photos` submitted by 8 clients at once, timed until every one is labelled; before
+    them, the median time one photo alone takes from submit to CLASSIFIED. Each run has a
+    server and data folder of its own, so the same photos can be measured again.
 
-    Images/s = count / (last label written - first submit sent). Completion is read from
-    the server's SQLite file, so waiting adds no requests to the server being measured.
+    Images/s = len(photos) / (last label written - first submit sent). Completion is read
+    from the server's SQLite file, so waiting adds no requests to the server being measured.
     """
-    photos = mixed_photos(count + 1, first_variant)
+    count = len(photos)
+    warm_up = Photo("coffee", "JPEG", 0, 0, small_jpeg(first_variant + SINGLES))
     with local_server(model=model) as (server, database):
         with keyed_session(server.api_key) as session:
-            submit(session, server.base_url, photos[0])  # the model loads on the first label
+            submit(session, server.base_url, warm_up)  # the model loads on the first label
             wait_until_labelled(database, 1)
             alone = [
                 _submit_and_poll(session, server.base_url, small_jpeg(first_variant + n))
                 for n in range(SINGLES)
             ]
         started = time.perf_counter()
-        _submit_concurrently(server.base_url, server.api_key, photos[1:], SUBMITTING_CLIENTS)
+        _submit_concurrently(server.base_url, server.api_key, photos, SUBMITTING_CLIENTS)
         submitted = time.perf_counter()
         counts = wait_until_labelled(database, count + 1 + SINGLES)
         finished = time.perf_counter()

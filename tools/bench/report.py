@@ -34,6 +34,12 @@ class Results:
     cold_start: dict[str, dict[str, float]] = field(default_factory=dict)
     latency: dict[str, float] = field(default_factory=dict)
     auth: dict[str, float] = field(default_factory=dict)  # tools/bench/auth_latency.py
+    # The straightforward script on the pipeline's photos (tools/bench/script_baseline.py).
+    script: dict[str, dict[str, float]] = field(default_factory=dict)
+    # The labelling worker without HTTP, and the labeller on the same bytes (worker.py).
+    worker: dict[str, dict[str, float]] = field(default_factory=dict)
+    # Per model, each images/s figure of every run (the medians above are taken from them).
+    per_run: dict[str, dict[str, list[float]]] = field(default_factory=dict)
 
     def model_bound(self, model: str) -> float:
         """The model-only images/s at its best batch size: the pipeline's ceiling."""
@@ -49,6 +55,23 @@ class Results:
         figures = self.labeller[model]
         best = max(figures[f"labeller_b{batch}_images_per_s"] for batch in BATCH_SIZES)
         return self.pipeline[model]["images_per_s"] / best
+
+    def script_ratio(self, model: str) -> float:
+        """The pipeline against the script a user would write instead, same photos."""
+        return self.pipeline[model]["images_per_s"] / self.script[model]["images_per_s"]
+
+    def worker_ratio(self, model: str) -> float:
+        """The labelling worker alone against the labeller it calls, same bytes and batch."""
+        figures = self.worker[model]
+        return figures["worker_images_per_s"] / figures["labeller_images_per_s"]
+
+    def ratios(self, model: str) -> dict[str, float]:
+        return {
+            "pipeline_to_script": self.script_ratio(model),
+            "pipeline_to_model_only": self.pipeline_ratio(model),
+            "pipeline_to_labeller": self.labeller_ratio(model),
+            "worker_to_labeller": self.worker_ratio(model),
+        }
 
 
 def model_rows(results: Results) -> list[tuple[str, list[float], str]]:
@@ -85,6 +108,24 @@ def model_rows(results: Results) -> list[tuple[str, list[float], str]]:
     add(
         "pipeline ÷ labeller end to end, best batch",
         [results.labeller_ratio(m) for m in models],
+        ".2f",
+    )
+    add(
+        f"straightforward script, the same {results.pipeline_images} photos (images/s)",
+        [results.script[m]["images_per_s"] for m in models],
+    )
+    add("pipeline ÷ script (goal ≥ 1.0)", [results.script_ratio(m) for m in models], ".2f")
+    add(
+        f"labelling worker alone, {results.pipeline_images} photos (images/s)",
+        [results.worker[m]["worker_images_per_s"] for m in models],
+    )
+    add(
+        "in-process labeller, same photos at the stream's batch size (images/s)",
+        [results.worker[m]["labeller_images_per_s"] for m in models],
+    )
+    add(
+        "worker alone ÷ in-process labeller (goal ≥ 0.9)",
+        [results.worker_ratio(m) for m in models],
         ".2f",
     )
     add(
@@ -181,6 +222,10 @@ def figures_json(results: Results, label_batch_size: int) -> dict[str, Any]:
         "labeller": results.labeller,
         "pipeline": results.pipeline,
         "pipeline_ratio": {model: results.pipeline_ratio(model) for model in results.models},
+        "script": results.script,
+        "worker": results.worker,
+        "ratios": {model: results.ratios(model) for model in results.models},
+        "per_run": results.per_run,
         "cold_start": results.cold_start,
         "latency": results.latency,
         "auth": results.auth,
@@ -194,6 +239,8 @@ def _rounded(value: Any) -> Any:
         return round(value, 3)
     if isinstance(value, dict):
         return {key: _rounded(inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        return [_rounded(inner) for inner in value]
     return value
 
 
@@ -205,12 +252,14 @@ def write_plot(results: Results, path: Path) -> None:
 
     figure, (throughput, latency) = pyplot.subplots(1, 2, figsize=(12, 4.5))
     names = [f"model\nb{b}" for b in BATCH_SIZES] + [f"labeller\nb{b}" for b in BATCH_SIZES]
-    names.append("pipeline")
+    names += ["script", "worker\nalone", "pipeline"]
     width = 0.8 / len(results.models)
     for index, model in enumerate(results.models):
         figures = results.labeller[model]
         values = [figures[f"model_b{b}_images_per_s"] for b in BATCH_SIZES]
         values += [figures[f"labeller_b{b}_images_per_s"] for b in BATCH_SIZES]
+        values.append(results.script[model]["images_per_s"])
+        values.append(results.worker[model]["worker_images_per_s"])
         values.append(results.pipeline[model]["images_per_s"])
         positions = [n + index * width for n in range(len(names))]
         throughput.bar(positions, values, width, label=model)
