@@ -284,6 +284,9 @@ class PostReceiver:
                     for name, value in receiver.headers.items():
                         self.send_header(name, value)
                     self.send_header("Content-Length", str(len(answer)))
+                    # Said, not only done: a client that kept the connection for its next
+                    # request would otherwise race the close and fail to connect.
+                    self.send_header("Connection", "close")
                     self.end_headers()
                     self._send_answer(answer)
 
