@@ -13,8 +13,11 @@ from chalicelib.domain.models import Label
 from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.dynamodb_streams import DynamoDBStreamSource
 from tests.contract.test_label_table import T0, new_record
-from tests.fixtures.aws import LABEL_INDEX_TABLE, REGION, TABLE
+from tests.fixtures.aws import LABEL_INDEX_TABLE, REGION, TABLE, ConflictingClient
 from tests.support import TENANT
+
+# The cancellation reasons of a transaction that met a concurrent one.
+CLAIM_CONFLICT = ["None", "TransactionConflict"]  # the record, its claim
 
 
 def stream_source(dynamodb_client: Any) -> DynamoDBStreamSource:
@@ -105,40 +108,19 @@ def test_the_claim_on_bytes_is_a_search_table_item_that_leaves_with_its_record(
     assert claim_of(dynamodb_client, record.image.sha256) is None
 
 
-class ConflictingClient:
-    """A DynamoDB client whose first `conflicts` transactions are cancelled as DynamoDB
-    cancels one of two transactions writing the same item at once."""
-
-    def __init__(self, inner: Any, conflicts: int) -> None:
-        self.inner = inner
-        self.conflicts = conflicts
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def transact_write_items(self, **request: Any) -> Any:
-        if self.conflicts > 0:
-            self.conflicts -= 1
-            reasons = [{"Code": "None"}, {"Code": "TransactionConflict"}]
-            raise ClientError(
-                {
-                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                    "CancellationReasons": reasons,
-                },
-                "TransactWriteItems",
-            )
-        return self.inner.transact_write_items(**request)
-
-
 def test_an_insert_that_meets_a_concurrent_claim_tries_again(dynamodb_client: Any) -> None:
-    table = DynamoDBLabelTable(ConflictingClient(dynamodb_client, conflicts=2), TABLE)
+    table = DynamoDBLabelTable(
+        ConflictingClient(dynamodb_client, conflicts=2, reasons=CLAIM_CONFLICT), TABLE
+    )
     record = new_record()
     table.insert(record)
     assert table.get(record.image_id) == record
 
 
 def test_an_insert_that_keeps_meeting_conflicts_gives_up(dynamodb_client: Any) -> None:
-    table = DynamoDBLabelTable(ConflictingClient(dynamodb_client, conflicts=99), TABLE)
+    table = DynamoDBLabelTable(
+        ConflictingClient(dynamodb_client, conflicts=99, reasons=CLAIM_CONFLICT), TABLE
+    )
     record = new_record()
     with pytest.raises(ClientError, match="TransactionCanceledException"):
         table.insert(record)

@@ -22,12 +22,15 @@ from chalicelib.domain.errors import DuplicateImage
 from chalicelib.domain.models import ImageInfo, ImageRecord, LabelHit, Status, utc_now
 from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.dynamodb_streams import DynamoDBStreamSource
-from tests.fixtures.aws import LABEL_INDEX_TABLE, REGION, TABLE
+from tests.fixtures.aws import LABEL_INDEX_TABLE, REGION, TABLE, ConflictingClient
 
 Item = dict[str, Any]
 
 SHA_CAT, SHA_PENDING, SHA_BROKEN, SHA_ACME = ("a1" * 32, "b2" * 32, "c3" * 32, "d4" * 32)
 CAT, PENDING, BROKEN, ACME = ("3f2c-cat", "77aa-pending", "9e1d-broken", "c0de-acme")
+
+# The cancellation reasons of a transaction that met a concurrent one.
+MOVE_CONFLICT = ["TransactionConflict", "None", "None"]  # new item, old, record
 
 
 def old_record(image_id: str, status: str, sha256: str, labels: Any = ()) -> Item:
@@ -304,41 +307,16 @@ def test_old_items_whose_record_is_gone_or_no_longer_theirs_are_left_where_they_
 
 
 def test_a_move_that_meets_a_concurrent_transaction_tries_again(seeded: Any) -> None:
-    migrate(ConflictingClient(seeded, conflicts=2))
+    migrate(ConflictingClient(seeded, conflicts=2, reasons=MOVE_CONFLICT))
     assert index(seeded) == keyed(MIGRATED_INDEX)
 
 
 def test_a_move_that_keeps_meeting_conflicts_gives_up_and_loses_nothing(seeded: Any) -> None:
     with pytest.raises(ClientError, match="TransactionCanceledException"):
-        migrate(ConflictingClient(seeded, conflicts=99))
+        migrate(ConflictingClient(seeded, conflicts=99, reasons=MOVE_CONFLICT))
 
     migrate(seeded)
     assert index(seeded) == keyed(MIGRATED_INDEX)
-
-
-class ConflictingClient:
-    """A DynamoDB client whose first `conflicts` transactions are cancelled as DynamoDB
-    cancels one of two transactions writing the same item at once."""
-
-    def __init__(self, inner: Any, conflicts: int) -> None:
-        self.inner = inner
-        self.conflicts = conflicts
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def transact_write_items(self, **request: Any) -> Any:
-        if self.conflicts > 0:
-            self.conflicts -= 1
-            reasons = [{"Code": "TransactionConflict"}, {"Code": "None"}, {"Code": "None"}]
-            raise ClientError(
-                {
-                    "Error": {"Code": "TransactionCanceledException", "Message": "cancelled"},
-                    "CancellationReasons": reasons,
-                },
-                "TransactWriteItems",
-            )
-        return self.inner.transact_write_items(**request)
 
 
 # --- interrupted ---------------------------------------------------------------------------
