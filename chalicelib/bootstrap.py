@@ -58,8 +58,21 @@ class Components:
     local_callback_queue: SqliteQueue | None
 
 
+@dataclass(frozen=True)
+class _Stores:
+    """The backend's stores, all on one database file or one DynamoDB client."""
+
+    images: ImageStore
+    table: LabelTable
+    keys: KeyStore
+    request_rate: RequestRate
+    image_quota: ImageQuota
+    database: SqliteDatabase | None
+
+
 def build(settings: Settings) -> Components:
-    store, table, keys, database = _storage(settings)
+    stores = _storage(settings)
+    store, table, database = stores.images, stores.table, stores.database
     callback_queue = SqliteQueue(database, CALLBACK_QUEUE) if database is not None else None
     use_cases = wire(
         store=store,
@@ -78,50 +91,51 @@ def build(settings: Settings) -> Components:
     return Components(
         settings=settings,
         use_cases=use_cases,
-        api_keys=ApiKeys(keys),
-        quotas=_quotas(settings, database),
+        api_keys=ApiKeys(stores.keys),
+        quotas=Quotas(
+            stores.request_rate,
+            stores.image_quota,
+            settings.rate_limit_per_minute,
+            settings.daily_image_quota,
+        ),
         database=database,
         local_upload_store=local_store,
         local_callback_queue=callback_queue,
     )
 
 
-def _storage(
-    settings: Settings,
-) -> tuple[ImageStore, LabelTable, KeyStore, SqliteDatabase | None]:
-    """The backend's stores; the key store shares the label table's database or client,
-    so that it costs nothing until a key is read."""
+def _storage(settings: Settings) -> _Stores:
+    """The backend's stores. The key and quota stores share the label table's database or
+    client, so that they cost nothing until a request reads them. Local mode's request rate
+    is a token bucket in the server's memory; on AWS it is ImageLabelIndex items, shared by
+    every instance of the function."""
     if settings.backend == "local":
         database = SqliteDatabase(settings.data_dir / DATABASE_FILE)
-        store = FolderImageStore(settings.data_dir / IMAGES_FOLDER)
-        return store, SqliteLabelTable(database), SqliteKeyStore(database), database
+        return _Stores(
+            images=FolderImageStore(settings.data_dir / IMAGES_FOLDER),
+            table=SqliteLabelTable(database),
+            keys=SqliteKeyStore(database),
+            request_rate=MemoryRequestRate(),
+            image_quota=SqliteImageQuota(database),
+            database=database,
+        )
     from chalicelib.adapters.dynamodb import DynamoDBLabelTable
     from chalicelib.adapters.dynamodb_keys import DynamoDBKeyStore
+    from chalicelib.adapters.dynamodb_quotas import DynamoDBImageQuota, DynamoDBRequestRate
     from chalicelib.adapters.s3 import S3ImageStore
 
     if not settings.aws.bucket:
         raise ConfigError("IMAGELABELLER_BUCKET is required with the aws backend")
-    s3 = _s3_client(settings)
     dynamodb = _aws_client("dynamodb", settings)
-    table = DynamoDBLabelTable(dynamodb, settings.aws.table, settings.aws.label_index_table)
-    keys = DynamoDBKeyStore(dynamodb, settings.aws.label_index_table)
-    return S3ImageStore(s3, settings.aws.bucket), table, keys, None
-
-
-def _quotas(settings: Settings, database: SqliteDatabase | None) -> Quotas:
-    """Local mode: a token bucket in the server's memory, image counts in its database. On
-    AWS both live in ImageLabelIndex items, shared by every instance of the function."""
-    rate: RequestRate
-    images: ImageQuota
-    if database is not None:
-        rate, images = MemoryRequestRate(), SqliteImageQuota(database)
-    else:
-        from chalicelib.adapters.dynamodb_quotas import DynamoDBImageQuota, DynamoDBRequestRate
-
-        dynamodb = _aws_client("dynamodb", settings)
-        table = settings.aws.label_index_table
-        rate, images = DynamoDBRequestRate(dynamodb, table), DynamoDBImageQuota(dynamodb, table)
-    return Quotas(rate, images, settings.rate_limit_per_minute, settings.daily_image_quota)
+    index = settings.aws.label_index_table
+    return _Stores(
+        images=S3ImageStore(_s3_client(settings), settings.aws.bucket),
+        table=DynamoDBLabelTable(dynamodb, settings.aws.table, index),
+        keys=DynamoDBKeyStore(dynamodb, index),
+        request_rate=DynamoDBRequestRate(dynamodb, index),
+        image_quota=DynamoDBImageQuota(dynamodb, index),
+        database=None,
+    )
 
 
 def api_keys_for(settings: Settings) -> ApiKeys:

@@ -83,6 +83,13 @@ CREATE TABLE IF NOT EXISTS api_keys (
     label       TEXT
 );
 CREATE INDEX IF NOT EXISTS api_keys_by_tenant ON api_keys (tenant, created_at);
+-- Images accepted per API key and UTC day (sqlite_quota.py).
+CREATE TABLE IF NOT EXISTS image_quota (
+    key_id TEXT NOT NULL,
+    day    TEXT NOT NULL,
+    images INTEGER NOT NULL,
+    PRIMARY KEY (key_id, day)
+);
 """
 
 

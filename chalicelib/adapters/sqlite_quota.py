@@ -1,26 +1,16 @@
-"""ImageQuota on the local SQLite database, in its `image_quota` table: one row per key
-and UTC day. A reserve reads and adds in one write transaction, which SqliteDatabase
-serialises (its lock, BEGIN IMMEDIATE), so two at once cannot both pass the limit."""
+"""ImageQuota on the local SQLite database, in its `image_quota` table (sqlite.py's
+schema): one row per key and UTC day. A reserve reads and adds in one write transaction,
+which SqliteDatabase serialises (its lock, BEGIN IMMEDIATE), so two at once cannot both
+pass the limit."""
 
 from __future__ import annotations
 
 from chalicelib.adapters.sqlite import SqliteDatabase
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS image_quota (
-    key_id TEXT NOT NULL,
-    day    TEXT NOT NULL,
-    images INTEGER NOT NULL,
-    PRIMARY KEY (key_id, day)
-)
-"""
-
 
 class SqliteImageQuota:
     def __init__(self, database: SqliteDatabase) -> None:
         self._db = database
-        with database.transaction() as connection:
-            connection.execute(SCHEMA)
 
     def reserve(self, key_id: str, day: str, count: int, limit: int) -> bool:
         if count < 0:
