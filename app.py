@@ -61,16 +61,10 @@ def require_api_key(event: Request, get_response: Any) -> Response:
     return keyed_response
 
 
-def charged_one[T](work: Callable[[], T]) -> T:
-    """`work`, which accepts at most one image, within the caller's daily image quota (an
-    answer for bytes it knew already costs nothing)."""
-    return callers.charged_images(
-        quotas(),
-        caller(),
-        1,
-        work,
-        lambda done: 0 if getattr(done, "created", True) is False else 1,
-    )
+def charged_one[T](work: Callable[[], T], accepted: Callable[[T], int] = lambda _: 1) -> T:
+    """`work`, which accepts at most one image (`accepted` says whether it did), within the
+    caller's daily image quota."""
+    return callers.charged_images(quotas(), caller(), 1, work, accepted)
 
 
 @app.route("/", methods=["GET"])
@@ -100,10 +94,14 @@ def submit_image() -> Response:
     tenant = caller().tenant
     if requests.is_image_upload(media_type):
         callback_url = requests.query_text(request.query_params, "callback_url")
-        submitted = charged_one(lambda: submission.submit_upload(tenant, body, callback_url))
+        submitted = charged_one(
+            lambda: submission.submit_upload(tenant, body, callback_url), callers.new_images
+        )
         return responses.submission_response(submitted)
     asked = requests.url_submit(body)
-    submitted = charged_one(lambda: submission.submit_url(tenant, asked.url, asked.callback_url))
+    submitted = charged_one(
+        lambda: submission.submit_url(tenant, asked.url, asked.callback_url), callers.new_images
+    )
     return responses.submission_response(submitted)
 
 
@@ -118,7 +116,7 @@ def submit_image_batch() -> dict[str, Any]:
         lambda: use_cases().submission.submit_batch(
             caller().tenant, asked.urls, asked.callback_url
         ),
-        lambda done: sum(1 for item in done if item.submission and item.submission.created),
+        lambda done: sum(callers.new_images(item.submission) for item in done if item.submission),
     )
     return responses.batch_body(items)
 
@@ -179,7 +177,9 @@ def receive_local_upload(image_id: str) -> Response:
 @responses.answers_errors_as_json
 def legacy_submit_image() -> dict[str, str]:
     url = requests.required_query_parameter(current_request().query_params, "url")
-    submitted = charged_one(lambda: use_cases().submission.submit_url(caller().tenant, url))
+    submitted = charged_one(
+        lambda: use_cases().submission.submit_url(caller().tenant, url), callers.new_images
+    )
     return {"ImageId": submitted.record.image_id}
 
 

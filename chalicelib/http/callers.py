@@ -18,6 +18,7 @@ from chalicelib.domain.api_keys import Principal
 from chalicelib.domain.errors import Unauthorized
 from chalicelib.domain.models import LEGACY_TENANT
 from chalicelib.quotas import Quotas
+from chalicelib.submission import Submission
 
 # (method, route) that need no key: liveness, the page and the API's description, and
 # local mode's upload form target, which its signed fields authorise (as S3's policy
@@ -115,6 +116,12 @@ def charged_images[T](
         return result
     finally:
         reservation.settle(taken)
+
+
+def new_images(submission: Submission) -> int:
+    """What a submit costs of the day's images: an answer for bytes the tenant sent
+    before costs nothing."""
+    return 1 if submission.created else 0
 
 
 def presented_key(headers: Mapping[str, Any]) -> str | None:
