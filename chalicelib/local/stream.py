@@ -68,7 +68,7 @@ class SqliteStreamSource:
         self._stream_arn = stream_arn
 
     def read(self, limit: int) -> StreamBatch:
-        position = self._log.checkpoint(CONSUMER)
+        start = position = self._log.checkpoint(CONSUMER)
         records: list[StreamRecord] = []
         while len(records) < limit:
             changes = self._log.read_after(position, limit)
@@ -76,25 +76,12 @@ class SqliteStreamSource:
                 break
             for change in changes:
                 position = change.seq
-                record = self._record(change)
+                record = change_record(change, self._stream_arn)
                 if asks_for_labels(record):
                     records.append(record)
                     if len(records) == limit:
                         break
-        moved = position != self._log.checkpoint(CONSUMER)
-        return StreamBatch(records, position if moved else None)
-
-    def _record(self, change: Change) -> StreamRecord:
-        return build_stream_record(
-            sequence_number=change.seq,
-            event_name=change.event_name,
-            image_id=change.image_id,
-            old_item=change.old_item,
-            new_item=change.new_item,
-            created_at=change.created_at,
-            stream_arn=self._stream_arn,
-            region=LOCAL_REGION,
-        )
+        return StreamBatch(records, position if position != start else None)
 
     def acknowledge(self, batch: StreamBatch) -> None:
         if batch.position is not None:
@@ -156,6 +143,20 @@ class LocalStreamPoller:
                 continue
             if delivered < self._batch_size and not self._stop.is_set():
                 self._wait_for_changes(self._poll_seconds)
+
+
+def change_record(change: Change, stream_arn: str) -> StreamRecord:
+    """One change of the local change log as the stream record Lambda would get."""
+    return build_stream_record(
+        sequence_number=change.seq,
+        event_name=change.event_name,
+        image_id=change.image_id,
+        old_item=change.old_item,
+        new_item=change.new_item,
+        created_at=change.created_at,
+        stream_arn=stream_arn,
+        region=LOCAL_REGION,
+    )
 
 
 def build_stream_record(

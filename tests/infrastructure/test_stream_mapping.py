@@ -19,7 +19,7 @@ import pytest
 from chalicelib.adapters.sqlite import SqliteChangeLog, SqliteDatabase, SqliteLabelTable
 from chalicelib.domain.models import ImageInfo, ImageRecord, Label, Status, utc_now
 from chalicelib.events.stream import LABELLING_FILTER_PATTERNS, image_ids_to_label
-from chalicelib.local.stream import build_stream_record
+from chalicelib.local.stream import change_record
 from tests.infrastructure.templates import (
     CHALICE_DIR,
     Deployment,
@@ -316,16 +316,7 @@ def test_of_what_the_table_writes_only_new_and_reopened_images_invoke_the_functi
     table.reopen("3f2c")
     table.fail("3f2c", "the stored image is missing", None, utc_now())
     records = [
-        build_stream_record(
-            sequence_number=change.seq,
-            event_name=change.event_name,
-            image_id=change.image_id,
-            old_item=change.old_item,
-            new_item=change.new_item,
-            created_at=change.created_at,
-            stream_arn="arn:aws:dynamodb:local",
-            region="local",
-        )
+        change_record(change, "arn:aws:dynamodb:local")
         for change in SqliteChangeLog(database).read_after(0, limit=10)
     ]
     assert [record["eventName"] for record in records] == ["INSERT", *["MODIFY"] * 4]
