@@ -27,6 +27,14 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.dynamodb_errors import (
+    CHECK_FAILED,
+    CONDITION_FAILED,
+    TRANSACTION_CANCELLED,
+    TRANSACTION_CONFLICT,
+    error_code,
+    reason_codes,
+)
 from chalicelib.adapters.items import (
     Item,
     classified_changes,
@@ -47,11 +55,6 @@ from chalicelib.domain.errors import DuplicateImage, DuplicateImageId, InvalidPa
 from chalicelib.domain.jsontext import loads_json
 from chalicelib.domain.models import ImageRecord, Label, LabelHit, Status, WebhookState
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
-TRANSACTION_CANCELLED = "TransactionCanceledException"
-# Cancellation reasons of one item of a transaction.
-CHECK_FAILED = "ConditionalCheckFailed"
-TRANSACTION_CONFLICT = "TransactionConflict"
 # Tries of an insert whose claim meets a concurrent transaction on the same key.
 CLAIM_ATTEMPTS = 5
 CLAIM_RETRY_SECONDS = 0.05
@@ -81,7 +84,7 @@ class DynamoDBLabelTable:
         try:
             self._client.put_item(**put)
         except ClientError as error:
-            if _code(error) == CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 raise DuplicateImageId(record.image_id) from None
             raise
 
@@ -99,9 +102,9 @@ class DynamoDBLabelTable:
                 self._client.transact_write_items(TransactItems=[{"Put": put}, {"Put": claim}])
                 return
             except ClientError as error:
-                if _code(error) != TRANSACTION_CANCELLED:
+                if error_code(error) != TRANSACTION_CANCELLED:
                     raise
-                record_reason, claim_reason = _reason_codes(error, 2)
+                record_reason, claim_reason = reason_codes(error, 2)
                 if record_reason == CHECK_FAILED:
                     raise DuplicateImageId(record.image_id) from None
                 if claim_reason == CHECK_FAILED:
@@ -220,7 +223,7 @@ class DynamoDBLabelTable:
                 ExpressionAttributeValues=self._typed({":webhook": webhook_item(webhook)}),
             )
         except ClientError as error:
-            if _code(error) != CONDITION_FAILED:  # deleted meanwhile: nothing to record
+            if error_code(error) != CONDITION_FAILED:  # deleted meanwhile: nothing to record
                 raise
 
     def images_with_label(
@@ -267,7 +270,7 @@ class DynamoDBLabelTable:
                 ReturnValues="UPDATED_NEW",
             )
         except ClientError as error:
-            if _code(error) == CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 return 0
             raise
         return int(answer["Attributes"]["Attempts"]["N"])
@@ -276,7 +279,7 @@ class DynamoDBLabelTable:
         try:
             self._client.update_item(**self._finish_request(image_id, changes))
         except ClientError as error:
-            if _code(error) == CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 return False
             raise
         return True
@@ -305,7 +308,7 @@ class DynamoDBLabelTable:
         try:
             self._client.transact_write_items(TransactItems=items)
         except ClientError as error:
-            if _code(error) == TRANSACTION_CANCELLED and _condition_failed(error):
+            if error_code(error) == TRANSACTION_CANCELLED and _condition_failed(error):
                 return False
             raise
         return True
@@ -357,17 +360,6 @@ def _start_key(token: str, expected_label: str) -> dict[str, Any]:
     return key
 
 
-def _reason_codes(error: ClientError, count: int) -> list[str]:
-    """The cancellation reason of each of a transaction's `count` items ("None" if fine)."""
-    reasons = error.response.get("CancellationReasons", [])
-    codes = [str(reason.get("Code", "None")) for reason in reasons]
-    return (codes + ["None"] * count)[:count]
-
-
 def _condition_failed(error: ClientError) -> bool:
     reasons = error.response.get("CancellationReasons", [])
-    return any(reason.get("Code") == "ConditionalCheckFailed" for reason in reasons)
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
+    return any(reason.get("Code") == CHECK_FAILED for reason in reasons)

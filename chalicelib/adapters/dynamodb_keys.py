@@ -24,9 +24,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.dynamodb_errors import CONDITION_FAILED, error_code
 from chalicelib.domain.api_keys import ApiKeyRecord, DuplicateKeyId
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
 KEYS_PARTITION = "APIKEY"
 
 
@@ -53,7 +53,7 @@ class DynamoDBKeyStore:
                 ConditionExpression="attribute_not_exists(LabelKey)",
             )
         except ClientError as error:
-            if _code(error) == CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 raise DuplicateKeyId(record.key_id) from None
             raise
 
@@ -92,7 +92,7 @@ class DynamoDBKeyStore:
                 ReturnValues="ALL_NEW",
             )
         except ClientError as error:
-            if _code(error) == CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 return self.get(key_id)  # revoked already, or no such key
             raise
         return _record(answer["Attributes"])
@@ -112,7 +112,3 @@ def _record(item: dict[str, Any]) -> ApiKeyRecord:
         revoked_at=datetime.fromisoformat(revoked_at) if revoked_at else None,
         label=item.get("Label", {}).get("S"),
     )
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

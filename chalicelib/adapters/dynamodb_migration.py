@@ -33,15 +33,19 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from chalicelib.adapters.dynamodb_errors import (
+    CHECK_FAILED,
+    CONDITION_FAILED,
+    TRANSACTION_CANCELLED,
+    error_code,
+    reason_codes,
+)
 from chalicelib.adapters.items import digest_claim_key
 from chalicelib.domain.models import LEGACY_TENANT, Status
 
 API_KEYS_PARTITION = "APIKEY"  # dynamodb_keys.KEYS_PARTITION
 OLD_CLAIM = re.compile(r"SHA256#([0-9a-f]{64})")  # fullmatch: no "\n" after it either
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
-TRANSACTION_CANCELLED = "TransactionCanceledException"
-CHECK_FAILED = "ConditionalCheckFailed"
 # Cancellation reasons worth another try: another transaction held one of the keys, or the
 # table was busy.
 PASSING_REASONS = frozenset({"TransactionConflict", "ThrottlingError"})
@@ -153,7 +157,7 @@ def _tag(client: Any, table: str, image_id: dict[str, Any]) -> bool:
             ExpressionAttributeValues={":legacy": {"S": LEGACY_TENANT}},
         )
     except ClientError as error:
-        if _code(error) == CONDITION_FAILED:
+        if error_code(error) == CONDITION_FAILED:
             return False
         raise
     return True
@@ -209,9 +213,9 @@ def _move(client: Any, table: str, index_table: str, item: dict[str, Any], new_k
             client.transact_write_items(TransactItems=writes)
             return MOVED
         except ClientError as error:
-            if _code(error) != TRANSACTION_CANCELLED:
+            if error_code(error) != TRANSACTION_CANCELLED:
                 raise
-            put, delete, record = _reason_codes(error, 3)
+            put, delete, record = reason_codes(error, 3)
             if put == CHECK_FAILED:
                 return "old_items_dropped" if _delete(client, index_table, old_key) else GONE
             if delete == CHECK_FAILED:
@@ -254,18 +258,7 @@ def _delete(client: Any, index_table: str, key: dict[str, Any]) -> bool:
             TableName=index_table, Key=key, ConditionExpression="attribute_exists(LabelKey)"
         )
     except ClientError as error:
-        if _code(error) == CONDITION_FAILED:
+        if error_code(error) == CONDITION_FAILED:
             return False
         raise
     return True
-
-
-def _reason_codes(error: ClientError, count: int) -> list[str]:
-    """The cancellation reason of each of a transaction's `count` items ("None" if fine)."""
-    reasons = error.response.get("CancellationReasons", [])
-    codes = [str(reason.get("Code", "None")) for reason in reasons]
-    return (codes + ["None"] * count)[:count]
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))

@@ -35,7 +35,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-CONDITION_FAILED = "ConditionalCheckFailedException"
+from chalicelib.adapters.dynamodb_errors import CONDITION_FAILED, error_code
+
 RATE_ITEM_LIFETIME = 3600  # seconds after the last request
 DAY_COUNT_LIFETIME = timedelta(days=2)  # after the day has ended
 WINDOW = Decimal(60)
@@ -89,7 +90,7 @@ class DynamoDBRequestRate:
                 ReturnValuesOnConditionCheckFailure="ALL_OLD",
             )
         except ClientError as error:
-            if _code(error) != CONDITION_FAILED:
+            if error_code(error) != CONDITION_FAILED:
                 raise
             item = error.response.get("Item") or {}
             return False, (Decimal(item["Arrival"]["N"]) if "Arrival" in item else None)
@@ -109,7 +110,7 @@ class DynamoDBRequestRate:
                 },
             )
         except ClientError as error:
-            if _code(error) != CONDITION_FAILED:
+            if error_code(error) != CONDITION_FAILED:
                 raise
             return False  # another instance restarted or advanced it: try again
         return True
@@ -140,7 +141,7 @@ class DynamoDBImageQuota:
                 },
             )
         except ClientError as error:
-            if _code(error) == CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 return False
             raise
         return True
@@ -190,7 +191,7 @@ class DynamoDBImageQuota:
                 ExpressionAttributeValues=values,
             )
         except ClientError as error:
-            if _code(error) == CONDITION_FAILED:
+            if error_code(error) == CONDITION_FAILED:
                 return False
             raise
         return True
@@ -215,7 +216,3 @@ def _day_expiry(day: str) -> int:
 
 def _number(value: int | Decimal) -> dict[str, str]:
     return {"N": str(value)}
-
-
-def _code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
