@@ -220,19 +220,23 @@ class LabellingService:
         pending, images = self._pending_images(image_ids, report)
         if not pending:
             return
+        finished = 0
         try:
+            # Each record is written as soon as its outcome comes, while the labeller goes
+            # on with the rest of the batch.
             outcomes = self._labeller.label(images, self._policy.top_k)
+            for record, outcome in zip(pending, outcomes, strict=True):
+                self._finish(record, outcome, report)
+                finished += 1
         except LabellerUnavailable as exc:
+            unfinished = pending[finished:]
             log.warning(
                 "the model is unavailable",
-                extra={"error": str(exc), "image_ids": [record.image_id for record in pending]},
+                extra={"error": str(exc), "image_ids": [record.image_id for record in unfinished]},
             )
-            self._count_failed_attempt(pending, str(exc), report)
+            self._count_failed_attempt(unfinished, str(exc), report)
             if report.retry:
                 raise LabellingRetryNeeded(report, exc) from exc
-            return
-        for record, outcome in zip(pending, outcomes, strict=True):
-            self._finish(record, outcome, report)
 
     def _pending_images(
         self, image_ids: list[str], report: LabelReport

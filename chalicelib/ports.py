@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -170,9 +170,10 @@ class Labeller(Protocol):
     @property
     def model_id(self) -> str: ...
 
-    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
-        """One outcome per image, in order. Raises LabellerUnavailable if the model
-        itself cannot answer; an image it cannot read is an outcome with an error."""
+    def label(self, images: Sequence[bytes], top_k: int) -> Iterable[LabelOutcome]:
+        """One outcome per image, in order, each as soon as it is ready (a list will do).
+        Raises LabellerUnavailable, at once or while iterating, if the model itself cannot
+        answer; an image it cannot read is an outcome with an error."""
         ...
 
 

@@ -48,7 +48,7 @@ def test_worker_alone_labels_every_photo_and_times_the_labeller_beside_it() -> N
 
 
 def test_stage_profile_adds_up_to_each_steps_wall_time() -> None:
-    profile = stages.profile(DEFAULT_MODEL, images=6, singles=2, threads=1)
+    profile = stages.profile(DEFAULT_MODEL, images=6, singles=2, threads=1, photo_set="web")
     for figures in (profile.submit, profile.worker):
         parts = sum(ms for stage, ms in figures.items() if stage != "total")
         assert parts == pytest.approx(figures["total"])

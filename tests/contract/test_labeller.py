@@ -57,13 +57,13 @@ def any_labeller(request: pytest.FixtureRequest) -> Labeller:
 
 @pytest.mark.parametrize("photo", sorted(EXPECTED_TOP_LABELS))
 def test_real_photo_gets_its_correct_top_label(labeller: Labeller, photo: str) -> None:
-    [outcome] = labeller.label([photo_png(photo)], top_k=5)
+    [outcome] = list(labeller.label([photo_png(photo)], top_k=5))
     assert outcome.ok
     assert outcome.labels[0].name in EXPECTED_TOP_LABELS[photo]
 
 
 def test_labels_are_top_k_best_first_with_scores_in_unit_range(labeller: Labeller) -> None:
-    [outcome] = labeller.label([photo_jpeg("coffee")], top_k=5)
+    [outcome] = list(labeller.label([photo_jpeg("coffee")], top_k=5))
     scores = [label.score for label in outcome.labels]
     assert len(scores) == 5
     assert scores == sorted(scores, reverse=True)
@@ -73,7 +73,9 @@ def test_labels_are_top_k_best_first_with_scores_in_unit_range(labeller: Labelle
 
 def test_batch_answers_in_order_and_one_bad_image_spoils_nothing(labeller: Labeller) -> None:
     truncated = photo_jpeg("chelsea")[:5000]
-    outcomes = labeller.label([photo_png("coffee"), truncated, photo_png("motorcycle")], top_k=3)
+    outcomes = list(
+        labeller.label([photo_png("coffee"), truncated, photo_png("motorcycle")], top_k=3)
+    )
     assert len(outcomes) == 3
     assert outcomes[0].labels[0].name == "espresso"
     assert not outcomes[1].ok and outcomes[1].error and "truncated" in outcomes[1].error
@@ -82,8 +84,8 @@ def test_batch_answers_in_order_and_one_bad_image_spoils_nothing(labeller: Label
 
 def test_batch_gives_the_same_labels_as_one_by_one(any_labeller: Labeller) -> None:
     photos = [photo_png(name) for name in sorted(EXPECTED_TOP_LABELS)]
-    together = any_labeller.label(photos, top_k=3)
-    alone = [any_labeller.label([photo], top_k=3)[0] for photo in photos]
+    together = list(any_labeller.label(photos, top_k=3))
+    alone = [next(iter(any_labeller.label([photo], top_k=3))) for photo in photos]
     for batch_outcome, single_outcome in zip(together, alone, strict=True):
         assert [label.name for label in batch_outcome.labels] == [
             label.name for label in single_outcome.labels
@@ -96,7 +98,7 @@ def test_batch_gives_the_same_labels_as_one_by_one(any_labeller: Labeller) -> No
 def test_every_image_gets_top_k_labels_best_first_in_the_unit_range(
     any_labeller: Labeller,
 ) -> None:
-    outcomes = any_labeller.label([photo_png("coffee"), photo_jpeg("motorcycle")], top_k=4)
+    outcomes = list(any_labeller.label([photo_png("coffee"), photo_jpeg("motorcycle")], top_k=4))
     for outcome in outcomes:
         assert outcome.ok, outcome.error
         scores = [label.score for label in outcome.labels]
@@ -113,6 +115,6 @@ def test_damaged_model_file_makes_the_labeller_unavailable(tmp_path: Path) -> No
     damaged = tmp_path / "model.onnx"
     damaged.write_bytes(b"not a model")
     with pytest.raises(LabellerUnavailable, match="cannot be loaded"):
-        OnnxLabeller(model_spec(DEFAULT_MODEL), damaged, 10**8).label(
-            [photo_png("coffee")], top_k=5
+        list(
+            OnnxLabeller(model_spec(DEFAULT_MODEL), damaged, 10**8).label([photo_png("coffee")], 5)
         )

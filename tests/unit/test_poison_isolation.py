@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +181,7 @@ class CrashingLabeller:
     def model_id(self) -> str:
         return self._inner.model_id
 
-    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
+    def label(self, images: Sequence[bytes], top_k: int) -> Iterable[LabelOutcome]:
         self.calls.append(len(images))
         if self._poison in images:
             raise RuntimeError("the runtime crashed\non this input")

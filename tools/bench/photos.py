@@ -1,4 +1,5 @@
-"""Real photos (the ones scikit-image ships) in mixed sizes and formats, each unique.
+"""Real photos (the ones scikit-image ships), each unique: a mix of sizes and formats from
+thumbnails to 12 megapixels, and the web-sized set of issue 16 (451 to 741 px).
 
 Unique bytes matter: the service answers the same bytes twice with the first image's id,
 so a benchmark that repeated one file would measure deduplication, not labelling.
@@ -9,6 +10,7 @@ from __future__ import annotations
 import io
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
@@ -30,6 +32,8 @@ PHOTOS = (
 )
 # Long sides in pixels: thumbnails, web images, and a phone camera's 12 megapixels.
 LONG_SIDES = (480, 1024, 2048, 4032)
+# The web-sized photos: those of PHOTOS whose own long side is 451 to 741 px.
+WEB_LONG_SIDES = range(451, 742)
 
 
 @dataclass(frozen=True)
@@ -46,8 +50,7 @@ def base_photos() -> tuple[Photo, ...]:
     """Every photo at every long side as JPEG (quality 90), and at its own size as PNG."""
     made = []
     for name in PHOTOS:
-        with Image.open(io.BytesIO((resources.files("skimage.data") / name).read_bytes())) as raw:
-            image = raw.convert("RGB")
+        image = _own_size(name)
         made.append(_encoded(name, image, "PNG"))
         for long_side in LONG_SIDES:
             scale = long_side / max(image.size)
@@ -56,10 +59,36 @@ def base_photos() -> tuple[Photo, ...]:
     return tuple(made)
 
 
+@cache
+def base_web_photos() -> tuple[Photo, ...]:
+    """The web-sized photos at their own size, each as PNG and as JPEG (quality 90): what
+    issue 16 measured the script and the service on."""
+    made: list[Photo] = []
+    for name in PHOTOS:
+        image = _own_size(name)
+        if max(image.size) in WEB_LONG_SIDES:
+            made.extend(_encoded(name, image, format_name) for format_name in ("PNG", "JPEG"))
+    return tuple(made)
+
+
+def web_photos(count: int, first: int = 0) -> list[Photo]:
+    """`count` web-sized photos cycling through pictures and formats, variant numbers from
+    `first` on."""
+    pool = base_web_photos()
+    return [unique_variant(pool[n % len(pool)], first + n, "web") for n in range(count)]
+
+
 def mixed_photos(count: int, first: int = 0) -> list[Photo]:
     """`count` photos cycling through sizes and formats, variant numbers from `first` on."""
     pool = base_photos()
     return [unique_variant(pool[n % len(pool)], first + n) for n in range(count)]
+
+
+# The sets by name, for the benchmarks' --photos.
+PHOTO_SETS: dict[str, Callable[[int, int], list[Photo]]] = {
+    "web": web_photos,
+    "mixed": mixed_photos,
+}
 
 
 def small_jpeg(n: int) -> bytes:
@@ -81,6 +110,11 @@ def unique_variant(photo: Photo, n: int, series: str = "mixed") -> Photo:
         end_of_header = 8 + 25  # signature, then the IHDR chunk (4 + 4 + 13 + 4 bytes)
         data = photo.data[:end_of_header] + chunk + photo.data[end_of_header:]
     return Photo(photo.name, photo.format, photo.width, photo.height, data)
+
+
+def _own_size(name: str) -> Image.Image:
+    with Image.open(io.BytesIO((resources.files("skimage.data") / name).read_bytes())) as raw:
+        return raw.convert("RGB")
 
 
 def _encoded(name: str, image: Image.Image, format_name: str) -> Photo:

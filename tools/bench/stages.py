@@ -4,8 +4,9 @@ The local service is wired as `make run` wires it (chalicelib.bootstrap.build: S
 an image folder), with its stream worker off. Timers wrap the adapters' and the imaging
 module's functions for the length of the run, so the service's own code runs unchanged:
 
-1. --images mixed photos (tools/bench/photos.py) are submitted through the submission use
-   case: the upload's checks, the dedup lookup, storing the file, inserting the record;
+1. --images photos (tools/bench/photos.py; --photos web, the default, or mixed) are
+   submitted through the submission use case: the upload's checks, the dedup lookup,
+   storing the file, inserting the record;
 2. the local stream poller delivers the change log in the stream's batches to the
    handler Lambda runs, until the log is empty: reading the stream, the record and the
    image, decoding, preprocessing, the model, the record's update with its index entries;
@@ -44,7 +45,7 @@ from chalicelib.config import DEFAULT_MODEL, MODEL_NAMES, Settings, model_file
 from chalicelib.domain import imaging
 from chalicelib.events.stream import image_ids_to_label
 from chalicelib.local.stream import LocalStreamPoller, SqliteStreamSource
-from tools.bench.photos import mixed_photos, small_jpeg
+from tools.bench.photos import PHOTO_SETS, small_jpeg
 from tools.bench.worker import STREAM_ARN, TENANT
 
 # (where, attribute, stage): every function timed, and the stage its time counts to.
@@ -120,6 +121,7 @@ class Profile:
     model: str
     threads: int
     images: int
+    photos: str
     batch_size: int
     submit: dict[str, float]  # ms per image
     worker: dict[str, float]  # ms per image
@@ -127,8 +129,8 @@ class Profile:
 
     def text(self) -> str:
         lines = [
-            f"{datetime.date.today().isoformat()}: {self.model}, {self.images} mixed photos, "
-            f"stream batches of {self.batch_size}, {self.threads} thread(s)",
+            f"{datetime.date.today().isoformat()}: {self.model}, {self.images} {self.photos} "
+            f"photos, stream batches of {self.batch_size}, {self.threads} lane(s)",
             "",
         ]
         width = max(len(stage) for stage in [*self.submit, *self.worker]) + 2
@@ -159,8 +161,8 @@ def per_image(
     return figures
 
 
-def profile(model: str, images: int, singles: int, threads: int) -> Profile:
-    photos = [photo.data for photo in mixed_photos(images, first=int(time.time()))]
+def profile(model: str, images: int, singles: int, threads: int, photo_set: str) -> Profile:
+    photos = [photo.data for photo in PHOTO_SETS[photo_set](images, int(time.time()))]
     with tempfile.TemporaryDirectory() as folder:
         settings = Settings(
             data_dir=Path(folder) / "data",
@@ -214,7 +216,9 @@ def profile(model: str, images: int, singles: int, threads: int) -> Profile:
             worker = per_image(watch, WORKER_STAGES, WORKER_TOTAL, images)
             waits = _stream_waits(poller, submit, started_at, singles)
         built.database.close()
-    return Profile(model, threads, images, settings.stream_batch_size, submitted, worker, waits)
+    return Profile(
+        model, threads, images, photo_set, settings.stream_batch_size, submitted, worker, waits
+    )
 
 
 def _stream_waits(
@@ -263,11 +267,12 @@ def _replaced(owner: Any, name: str, replacement: Any) -> Iterator[None]:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default=DEFAULT_MODEL, choices=MODEL_NAMES)
-    parser.add_argument("--images", type=int, default=96, help="mixed photos profiled")
+    parser.add_argument("--images", type=int, default=96, help="photos profiled")
+    parser.add_argument("--photos", default="web", choices=sorted(PHOTO_SETS))
     parser.add_argument("--singles", type=int, default=10, help="lone images for the wait")
-    parser.add_argument("--threads", type=int, default=1, help="onnxruntime and decode threads")
+    parser.add_argument("--threads", type=int, default=1, help="the labeller's lanes")
     args = parser.parse_args(argv)
-    print(profile(args.model, args.images, args.singles, args.threads).text())
+    print(profile(args.model, args.images, args.singles, args.threads, args.photos).text())
     return 0
 
 

@@ -105,8 +105,8 @@ def labeller_images_per_s(model: str, images: Sequence[bytes], batch: int) -> fl
     """`OnnxLabeller.label` over `images` in batches of `batch`, after one warm batch."""
     labeller = labeller_for(model)
     chunks = [images[start : start + batch] for start in range(0, len(images), batch)]
-    labeller.label(chunks[0], Settings().top_k)
+    list(labeller.label(chunks[0], Settings().top_k))
     started = time.perf_counter()
     for chunk in chunks:
-        labeller.label(chunk, Settings().top_k)
+        list(labeller.label(chunk, Settings().top_k))
     return len(images) / (time.perf_counter() - started)
