@@ -170,10 +170,11 @@ class Labeller(Protocol):
     @property
     def model_id(self) -> str: ...
 
-    def label(self, images: Sequence[bytes], top_k: int) -> Iterable[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> Iterable[LabelOutcome]:
         """One outcome per image, in order, each as soon as it is ready (a list will do).
-        Raises LabellerUnavailable, at once or while iterating, if the model itself cannot
-        answer; an image it cannot read is an outcome with an error."""
+        `images` may be a generator that reads each image as it is asked for. Raises
+        LabellerUnavailable, at once or while iterating, if the model itself cannot answer;
+        an image it cannot read is an outcome with an error."""
         ...
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
@@ -100,14 +100,16 @@ class OnnxLabeller:
     def spec(self) -> ModelSpec:
         return self._spec
 
-    def label(self, images: Sequence[bytes], top_k: int) -> Iterator[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> Iterator[LabelOutcome]:
         names = imagenet_class_names()
         return self.on_lanes(partial(self._label_one, names=names, top_k=top_k), images)
 
-    def on_lanes(self, work: Callable[[Item], Result], items: Sequence[Item]) -> Iterator[Result]:
+    def on_lanes(self, work: Callable[[Item], Result], items: Iterable[Item]) -> Iterator[Result]:
         """`work` on each of `items`, on as many lanes (threads) as the labeller has, the
-        results in order as each is ready. The first exception raised is raised here."""
-        if len(items) < 2 or self._lanes < 2:
+        results in order as each is ready. Each item goes to a lane as soon as `items`
+        yields it (all of them are taken before this returns). The first exception raised
+        is raised here."""
+        if self._lanes < 2:
             return map(work, items)
         return self._lane_pool().map(work, items)
 

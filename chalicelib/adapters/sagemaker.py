@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -65,7 +65,8 @@ class SageMakerLabeller:
     def model_id(self) -> str:
         return f"sagemaker/{self._endpoint}"
 
-    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> list[LabelOutcome]:
+        images = list(images)
         if not images:
             return []
         workers = min(self._max_workers, len(images))

@@ -265,6 +265,8 @@ class Change:
     old_item: Item | None
     new_item: Item | None
     created_at: float
+    # The items' size as stored (JSON): what the stream record's SizeBytes reports.
+    size_bytes: int = 0
 
 
 class SqliteChangeLog:
@@ -287,6 +289,7 @@ class SqliteChangeLog:
                 old_item=json.loads(row[3]) if row[3] else None,
                 new_item=json.loads(row[4]) if row[4] else None,
                 created_at=row[5],
+                size_bytes=len(row[2]) + len(row[3] or "") + len(row[4] or ""),
             )
             for row in rows
         ]
@@ -341,28 +344,29 @@ def _current_item(connection: sqlite3.Connection, image_id: str) -> Item | None:
 
 
 def _write(connection: sqlite3.Connection, image_id: str, old: Item, new: Item) -> None:
+    new_text = json.dumps(new)  # once, for the record and its change alike
     connection.execute(
-        "UPDATE images SET status = ?, item = ? WHERE id = ?",
-        (new["Status"], json.dumps(new), image_id),
+        "UPDATE images SET status = ?, item = ? WHERE id = ?", (new["Status"], new_text, image_id)
     )
-    _append_change(connection, "MODIFY", image_id, old, new)
+    _append_change(connection, "MODIFY", image_id, json.dumps(old), new_text)
 
 
 def _append_change(
     connection: sqlite3.Connection,
     event_name: str,
     image_id: str,
-    old: Item | None,
-    new: Item | None,
+    old: Item | str | None,
+    new: Item | str | None,
 ) -> None:
+    """One change of the log; each item as a dict, or as its JSON text already made."""
     connection.execute(
         "INSERT INTO stream_log (event_name, image_id, old_item, new_item, created_at)"
         " VALUES (?, ?, ?, ?, ?)",
-        (
-            event_name,
-            image_id,
-            json.dumps(old) if old is not None else None,
-            json.dumps(new) if new is not None else None,
-            time.time(),
-        ),
+        (event_name, image_id, _json_text(old), _json_text(new), time.time()),
     )
+
+
+def _json_text(item: Item | str | None) -> str | None:
+    if item is None or isinstance(item, str):
+        return item
+    return json.dumps(item)

@@ -11,7 +11,6 @@ shard.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Callable
@@ -164,6 +163,7 @@ def change_record(change: Change, stream_arn: str) -> StreamRecord:
         old_item=change.old_item,
         new_item=change.new_item,
         created_at=change.created_at,
+        size_bytes=change.size_bytes,
         stream_arn=stream_arn,
         region=LOCAL_REGION,
     )
@@ -177,6 +177,7 @@ def build_stream_record(
     old_item: Item | None,
     new_item: Item | None,
     created_at: float,
+    size_bytes: int,
     stream_arn: str,
     region: str,
 ) -> StreamRecord:
@@ -191,7 +192,7 @@ def build_stream_record(
         body["NewImage"] = to_attribute_values(new_item)
     if old_item is not None:
         body["OldImage"] = to_attribute_values(old_item)
-    body["SizeBytes"] = len(json.dumps(body, default=str))
+    body["SizeBytes"] = size_bytes
     return {
         "eventID": f"{sequence_number:032x}",
         "eventName": event_name,

@@ -4,7 +4,7 @@ where the labels matter, the tiny stand-in graph where only order and batching d
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
@@ -88,7 +88,7 @@ class UncallableModel:
     def model_id(self) -> str:
         return "uncallable"
 
-    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> list[LabelOutcome]:
         raise AssertionError("the model was called")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -43,7 +43,7 @@ class FaultyLabeller:
     def model_id(self) -> str:
         return self.inner.model_id
 
-    def label(self, images: Sequence[bytes], top_k: int) -> Iterable[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> Iterable[LabelOutcome]:
         self.calls += 1
         if self.calls in self.fail_on:
             raise self.fault
@@ -193,7 +193,7 @@ class BarrierLabeller:
     def model_id(self) -> str:
         return self.inner.model_id
 
-    def label(self, images: Sequence[bytes], top_k: int) -> Iterable[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> Iterable[LabelOutcome]:
         self.barrier.wait()
         return self.inner.label(images, top_k)
 

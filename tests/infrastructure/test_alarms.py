@@ -10,7 +10,7 @@ import ast
 import json
 import operator
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pytest
@@ -275,7 +275,8 @@ class FirstGoodRestUnreadable:
 
     model_id = "test/first-good-rest-unreadable"
 
-    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> list[LabelOutcome]:
+        images = list(images)
         return [
             LabelOutcome(labels=(Label("espresso", 0.9),))
             if index == 0

@@ -12,7 +12,7 @@ from chalicelib.config import MODELS_DIR, Limits, Settings
 from chalicelib.domain.model_catalogue import CATALOGUE
 from tests.support import EXPECTED_TOP_LABELS, PHOTO_FILES, photo_png
 from tools.model import catalogue as build_catalogue
-from tools.model.agreement import measure_agreement
+from tools.model.agreement import cpu_has_vnni, measure_agreement
 from tools.model.quantize import CALIBRATION_PHOTOS, HELD_APART_PHOTOS
 
 INT8_MODELS = {
@@ -20,9 +20,16 @@ INT8_MODELS = {
     "efficientnet-lite2-int8": "efficientnet-lite2",
 }
 # Top-1 agreement with float on the 15 held-apart photos, measured 2026-12-02 with
-# `python -m tools.model.agreement`, less a margin of two photos for another CPU's kernels:
-# Lite0 15/15, Lite2 12/15.
-MIN_AGREEMENT = {"efficientnet-lite0-int8": 13 / 15, "efficientnet-lite2-int8": 10 / 15}
+# `python -m tools.model.agreement`, less a margin of two photos. It depends on the CPU:
+# without VNNI, onnxruntime multiplies uint8 by int8 with AVX2's VPMADDUBSW, whose 16-bit
+# sums saturate (onnxruntime's quantisation docs say so), and the int8 models drift further
+# from float: Lite0 15/15 and Lite2 12/15 on an AVX-512 VNNI CPU, 10/15 and 9/15 on an
+# AVX2-only one (docs/PERFORMANCE.md).
+MIN_AGREEMENT = (
+    {"efficientnet-lite0-int8": 13 / 15, "efficientnet-lite2-int8": 10 / 15}
+    if cpu_has_vnni()
+    else {"efficientnet-lite0-int8": 8 / 15, "efficientnet-lite2-int8": 7 / 15}
+)
 
 
 def test_the_catalogue_lists_an_int8_model_of_each_float_model_with_its_input() -> None:

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +48,7 @@ class DownLabeller:
 
     model_id = "down/test"
 
-    def label(self, images: Sequence[bytes], top_k: int) -> list[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> list[LabelOutcome]:
         raise LabellerUnavailable("endpoint unreachable")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +181,8 @@ class CrashingLabeller:
     def model_id(self) -> str:
         return self._inner.model_id
 
-    def label(self, images: Sequence[bytes], top_k: int) -> Iterable[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> Iterable[LabelOutcome]:
+        images = list(images)
         self.calls.append(len(images))
         if self._poison in images:
             raise RuntimeError("the runtime crashed\non this input")

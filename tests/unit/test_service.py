@@ -9,7 +9,7 @@ import hashlib
 import json
 import threading
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -64,7 +64,8 @@ class OutageLabeller:
     def model_id(self) -> str:
         return self.inner.model_id
 
-    def label(self, images: Sequence[bytes], top_k: int) -> Iterable[LabelOutcome]:
+    def label(self, images: Iterable[bytes], top_k: int) -> Iterable[LabelOutcome]:
+        images = list(images)
         self.calls.append(len(images))
         if len(self.calls) <= self.outages:
             raise LabellerUnavailable("endpoint unreachable")
